@@ -1,0 +1,49 @@
+"""An in-memory sink for users' tests: keeps every event, de-duplicated by ``seq``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from telemetry.events import SCALAR_EVENTS, Event
+from telemetry.values import Scalar
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryOptions:
+    """The in-memory sink has no settings of its own."""
+
+
+class MemorySink:
+    """Collects events in a list; ``values(key)`` gives one metric's history."""
+
+    def __init__(self, name: str = "memory") -> None:
+        self.name = name
+        self.events: list[Event] = []
+        self.opened = False
+        self.closed = False
+        self._last_seq = 0
+
+    async def open(self) -> None:
+        self.opened = True
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        for event in batch:
+            if event.seq > self._last_seq:
+                self.events.append(event)
+                self._last_seq = event.seq
+
+    async def close(self, timeout: float) -> None:
+        self.closed = True
+
+    def of_type(self, kind: type[Event]) -> list[Event]:
+        """Events of one kind, in ``seq`` order."""
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def values(self, key: str) -> list[tuple[int, Scalar]]:
+        """``(step, value)`` pairs of one metric key across all scalar events."""
+        return [
+            (e.step, e.values[key])
+            for e in self.events
+            if isinstance(e, SCALAR_EVENTS) and key in e.values
+        ]

@@ -1,0 +1,98 @@
+"""Window statistics over every N steps of one axis, computed once inside the bus."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from telemetry.errors import ConfigError
+from telemetry.events import Metrics
+from telemetry.values import Scalar
+
+STATS = ("mean", "std", "min", "max", "count", "trend")
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateSpec:
+    """What to aggregate: every ``every`` steps of ``axis``, the chosen ``keys`` (all if empty)."""
+
+    every: int = 10
+    """Steps per window; 0 turns aggregation off."""
+    axis: str = "episode"
+    """The step axis whose metrics are aggregated."""
+    keys: tuple[str, ...] = ()
+    """Metric keys to aggregate; empty means every key seen on the axis."""
+
+    def __post_init__(self) -> None:
+        if self.every < 0:
+            raise ConfigError(f"aggregate.every must be 0 (off) or more, got {self.every}")
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """One finished window: its last and first step and the flattened statistics."""
+
+    step: int
+    first_step: int
+    window: int
+    values: dict[str, Scalar]
+
+
+@dataclass(slots=True)
+class Aggregator:
+    """Collects metrics of one axis and closes a window every ``spec.every`` distinct steps.
+
+    Statistics per key: numpy mean, std (population), min, max, the count of
+    values, and the trend, the least-squares slope of value against step
+    (0.0 when the window has fewer than two distinct steps).
+    """
+
+    spec: AggregateSpec
+    _steps: list[int] = field(default_factory=list)
+    _samples: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+
+    def add(self, event: Metrics) -> WindowStats | None:
+        """Fold one metrics event in; return the window's statistics when it closes."""
+        if event.axis != self.spec.axis or self.spec.every == 0:
+            return None
+        if not self._steps or self._steps[-1] != event.step:
+            self._steps.append(event.step)
+        wanted = self.spec.keys
+        for key, value in event.values.items():
+            if wanted and key not in wanted:
+                continue
+            steps, values = self._samples.setdefault(key, ([], []))
+            steps.append(event.step)
+            values.append(float(value))
+        if len(self._steps) < self.spec.every:
+            return None
+        return self._close()
+
+    def _close(self) -> WindowStats:
+        out: dict[str, Scalar] = {}
+        for key, (steps, values) in self._samples.items():
+            out.update(_stats(key, steps, values))
+        stats = WindowStats(
+            step=self._steps[-1], first_step=self._steps[0], window=len(self._steps), values=out
+        )
+        self._steps = []
+        self._samples = {}
+        return stats
+
+
+def _stats(key: str, steps: Sequence[int], values: Sequence[float]) -> dict[str, Scalar]:
+    y = np.asarray(values, dtype=np.float64)
+    x = np.asarray(steps, dtype=np.float64)
+    dx = x - x.mean()
+    spread = float(np.dot(dx, dx))
+    trend = float(np.dot(dx, y - y.mean()) / spread) if spread > 0 else 0.0
+    return {
+        f"{key}/mean": float(np.mean(y)),
+        f"{key}/std": float(np.std(y)),
+        f"{key}/min": float(np.min(y)),
+        f"{key}/max": float(np.max(y)),
+        f"{key}/count": len(values),
+        f"{key}/trend": trend,
+    }

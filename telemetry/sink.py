@@ -1,0 +1,80 @@
+"""The sink contract and the per-sink delivery settings the bus applies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from telemetry.errors import ConfigError
+from telemetry.events import Event
+
+Overflow = Literal["block", "spill"]
+OVERFLOW_POLICIES: tuple[Overflow, ...] = ("block", "spill")
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where events go. Open once, write batches in ``seq`` order, close within a deadline.
+
+    ``write`` may be called again with events it has already seen (at-least-once
+    delivery); a sink skips any event whose ``seq`` it has already written.
+    Blocking client libraries must run in worker threads, never on the event loop.
+    """
+
+    name: str
+
+    async def open(self) -> None:
+        """Acquire files, clients, connections."""
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        """Record a batch of events, in ``seq`` order."""
+
+    async def close(self, timeout: float) -> None:
+        """Flush and release everything, giving up after ``timeout`` seconds."""
+
+
+@runtime_checkable
+class DurableLog(Protocol):
+    """A sink that is the run's source of truth: spilled sinks catch up from its file."""
+
+    path: Path
+
+    @property
+    def written_offset(self) -> int:
+        """Bytes of whole lines written to ``path`` so far (readable by another handle)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How the bus feeds one sink: its queue bound, overflow policy and batching."""
+
+    capacity: int = 10_000
+    """Events queued in memory for the sink at most; past it the overflow policy applies."""
+    overflow: Overflow = "spill"
+    """``block``: the bus waits for room; ``spill``: the sink falls behind onto the durable log."""
+    batch_size: int = 1_000
+    """Events per ``write`` call at most."""
+    max_latency: float = 0.05
+    """Seconds an event may wait for its batch to fill before it is written anyway."""
+    max_retries: int = 3
+    """Extra attempts at a failed batch before it is counted failed."""
+    isolate_after: int = 3
+    """Consecutive failed batches after which the sink is isolated (gets no more events)."""
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ConfigError(f"capacity must be at least 1, got {self.capacity}")
+        if self.overflow not in OVERFLOW_POLICIES:
+            raise ConfigError(
+                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {self.overflow!r}"
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not 0 <= self.max_latency <= 60:
+            raise ConfigError(f"max_latency must be between 0 and 60 s, got {self.max_latency}")
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more, got {self.max_retries}")
+        if self.isolate_after < 1:
+            raise ConfigError(f"isolate_after must be at least 1, got {self.isolate_after}")
