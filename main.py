@@ -1,0 +1,217 @@
+"""Command line: ``python main.py train [KEY=VALUE ...]`` and ``python main.py replay PATH``."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+from omegaconf import OmegaConf
+
+from agents.registry import TRAINERS, trainer_module
+from sinks.console import ConsoleOptions
+from sinks.jsonl import JsonlOptions
+from sinks.memory import MemoryOptions
+from telemetry.bus import Bus, CloseReport, RunInfo
+from telemetry.config import AggregateSection, load_config
+from telemetry.errors import ConfigError, LogFormatError, TelemetryError
+from telemetry.logging import configure_logging
+from telemetry.registry import SinkContext, known_sinks, sink_spec
+from telemetry.sink import Sink
+
+EXIT_USAGE = 2
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run reads: trainer, budget, output, sinks and their settings."""
+
+    trainer: str = "ppo"
+    """Which trainer runs: erl, ppo or amp."""
+    episodes: int = 30
+    """Episodes (ERL: generations, AMP: epochs) to train for."""
+    seed: int = 0
+    """Seed of every random number generator of the run."""
+    out: str = "runs"
+    """Folder in which each run gets its own sub-folder."""
+    name: str | None = None
+    """Run name shown by the sinks; default ``<trainer>-<run id>``."""
+    project: str = "rltelemetry"
+    """Project name (wandb project)."""
+    tags: list[str] = field(default_factory=list)
+    """Free-form run tags."""
+    group: str | None = None
+    """Run group, for comparing runs together."""
+    notes: str | None = None
+    """Free-form notes on the run."""
+    sinks: list[str] = field(default_factory=lambda: ["jsonl", "console"])
+    """Sinks that receive the events, by name."""
+    close_timeout: float = 10.0
+    """Seconds closing the bus may take at most; what is late stays in the log for replay."""
+    health_interval: float = 5.0
+    """Seconds between pipeline health reports (0: only at close)."""
+    aggregate: AggregateSection = field(default_factory=AggregateSection)
+    jsonl: JsonlOptions = field(default_factory=JsonlOptions)
+    console: ConsoleOptions = field(default_factory=ConsoleOptions)
+    memory: MemoryOptions = field(default_factory=MemoryOptions)
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first key whose value is not allowed."""
+        if self.trainer not in TRAINERS:
+            raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)}, got {self.trainer!r}")
+        if self.episodes < 1:
+            raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be 0 or more, got {self.seed}")
+        if self.close_timeout <= 0:
+            raise ConfigError(f"close_timeout must be more than 0, got {self.close_timeout}")
+        if self.health_interval < 0:
+            raise ConfigError(f"health_interval must be 0 or more, got {self.health_interval}")
+        validate_sinks(self, self.sinks)
+        self.aggregate.spec()
+
+
+def validate_sinks(config: Any, names: list[str]) -> None:
+    """Each sink known, listed once, and its section's values allowed."""
+    if not names:
+        known = ", ".join(known_sinks())
+        raise ConfigError(f"sinks must name at least one sink; known sinks: {known}")
+    for name in names:
+        sink_spec(name)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"sinks lists a sink twice: {names}")
+    for name in names:
+        section = getattr(config, name, None)
+        if section is not None:
+            section.validate(name)
+
+
+def build_sinks(config: Any, names: list[str], context: SinkContext) -> list[tuple[Sink, Any]]:
+    """Each named sink built from its config section, paired with its delivery settings."""
+    pairs = []
+    for name in names:
+        spec = sink_spec(name)
+        section = getattr(config, name, None) or spec.options()
+        pairs.append((spec.build(context, section), section))
+    return pairs
+
+
+def new_run_dir(out: Path, trainer: str) -> tuple[Path, str]:
+    """A fresh run folder and run id; two runs started at once never share one."""
+    out.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = secrets.token_hex(4)
+        run_dir = out / f"{time.strftime('%Y%m%d-%H%M%S')}-{trainer}-{run_id}"
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        return run_dir, run_id
+
+
+async def train(config: RunConfig) -> int:
+    """Run one training job with telemetry; returns the process exit status."""
+    module = trainer_module(config.trainer)
+    trainer_config = getattr(config, config.trainer, None) or module.CONFIG()
+    run_dir, run_id = new_run_dir(Path(config.out), config.trainer)
+    OmegaConf.save(OmegaConf.structured(config), run_dir / "config.yaml")
+    name = config.name or f"{config.trainer}-{run_id}"
+    context = SinkContext(run_id=run_id, run_dir=run_dir, run_name=name)
+    run = RunInfo(
+        name=name,
+        project=config.project,
+        tags=tuple(config.tags),
+        group=config.group,
+        notes=config.notes,
+        config=OmegaConf.to_container(OmegaConf.structured(config)),  # type: ignore[arg-type]
+    )
+    async with Bus(
+        run_id,
+        build_sinks(config, config.sinks, context),
+        run=run,
+        aggregate=config.aggregate.spec(),
+        health_interval=config.health_interval or None,
+        close_timeout=config.close_timeout,
+    ) as bus:
+        trainer = module.build(trainer_config, bus, run_dir, config.seed)
+        result = await trainer.train(config.episodes)
+    return _summarise(bus.report, result.run_dir)
+
+
+def _summarise(report: CloseReport | None, run_dir: Path) -> int:
+    log = structlog.get_logger("rltelemetry")
+    if report is not None:
+        log.info("run_saved", run_dir=str(run_dir), events=report.published)
+    return 0
+
+
+def keys_help(schema: type[Any], prefix: str = "") -> list[str]:
+    """``key (type, default)`` lines for ``--help``, nested sections included."""
+    lines = []
+    instance = schema()
+    for f in fields(schema):
+        value = getattr(instance, f.name)
+        if is_dataclass(value):
+            lines += keys_help(type(value), f"{prefix}{f.name}.")
+        else:
+            lines.append(f"  {prefix}{f.name} = {value!r}")
+    return lines
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python main.py",
+        description="Train with asynchronous telemetry, or replay a run's event log into sinks.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_cmd = commands.add_parser(
+        "train",
+        help="train one of the trainers with telemetry",
+        description="Train with telemetry. Override any config key as KEY=VALUE, "
+        "for example: trainer=erl episodes=50 sinks=[jsonl,console] console.every=5",
+        epilog="config keys and defaults:\n" + "\n".join(keys_help(RunConfig)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train_cmd.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    train_cmd.add_argument("--config", type=Path, help="YAML config file (default: built-in)")
+    replay_cmd = commands.add_parser(
+        "replay",
+        help="feed a run's JSON Lines log through sinks",
+        description="Replay a run folder or its events.jsonl through the chosen sinks, "
+        "by the same code path as live logging.",
+    )
+    replay_cmd.add_argument("path", type=Path, help="a run folder or its events.jsonl")
+    replay_cmd.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    return parser
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    configure_logging()
+    try:
+        if args.command == "train":
+            config = load_config(RunConfig, args.config, args.overrides)
+            config.validate()
+            trainer_module(config.trainer)
+            return anyio.run(train, config)
+        from telemetry.replay import ReplayConfig, replay
+
+        replay_config = load_config(ReplayConfig, None, args.overrides)
+        return anyio.run(replay, args.path, replay_config)
+    except (ConfigError, LogFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TelemetryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -14,22 +14,27 @@ from pathlib import Path
 import anyio
 
 from telemetry.codec import encode, header
-from telemetry.errors import ConfigError, SinkUnavailableError
+from telemetry.errors import SinkUnavailableError
 from telemetry.events import Event
+from telemetry.reader import LOG_NAME
+from telemetry.registry import SinkContext
+from telemetry.sink import Delivery
 
 
-@dataclass(frozen=True, slots=True)
-class JsonlOptions:
+@dataclass(kw_only=True)
+class JsonlOptions(Delivery):
     """Settings of the JSON Lines log."""
 
+    overflow: str = "block"
+    """The durable log never spills: it is what other sinks spill onto."""
     fsync_interval: float = 0.2
     """Seconds between fsyncs (group commit); 0 syncs after every batch."""
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.fsync_interval <= 60:
-            raise ConfigError(
-                f"jsonl.fsync_interval must be between 0 and 60 s, got {self.fsync_interval}"
-            )
+    def extra_checks(self) -> list[tuple[str, bool, str]]:
+        return [
+            ("fsync_interval", 0 <= self.fsync_interval <= 60, "between 0 and 60 (seconds)"),
+            ("overflow", self.overflow == "block", "block (the durable log cannot spill)"),
+        ]
 
 
 class JsonlSink:
@@ -193,3 +198,11 @@ def _last_seq_in(path: Path) -> int:
         if isinstance(seq, int):
             return seq
     return 0
+
+
+OPTIONS = JsonlOptions
+
+
+def build(context: SinkContext, options: JsonlOptions) -> JsonlSink:
+    """The durable log at ``<run folder>/events.jsonl``."""
+    return JsonlSink(context.run_dir / LOG_NAME, context.run_id, options)

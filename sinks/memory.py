@@ -6,12 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from telemetry.events import SCALAR_EVENTS, Event
+from telemetry.registry import SinkContext
+from telemetry.sink import Delivery
 from telemetry.values import Scalar
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryOptions:
-    """The in-memory sink has no settings of its own."""
+@dataclass(kw_only=True)
+class MemoryOptions(Delivery):
+    """Settings of the in-memory sink: only how the bus feeds it."""
+
+    overflow: str = "block"
+    """Tests want every event in memory, in order, without a durable log."""
 
 
 class MemorySink:
@@ -47,3 +52,11 @@ class MemorySink:
             for e in self.events
             if isinstance(e, SCALAR_EVENTS) and key in e.values
         ]
+
+
+OPTIONS = MemoryOptions
+
+
+def build(context: SinkContext, options: MemoryOptions) -> MemorySink:
+    """A fresh in-memory sink."""
+    return MemorySink()

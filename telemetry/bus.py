@@ -100,6 +100,7 @@ class Bus:
         health_interval: float | None = 5.0,
         close_timeout: float = 10.0,
         stamp: bool = True,
+        first_seq: int = 0,
     ) -> None:
         if not run_id:
             raise ConfigError("run_id must be a non-empty string")
@@ -113,7 +114,7 @@ class Bus:
         self._aggregator = Aggregator(aggregate) if aggregate and aggregate.every else None
         self._lock = threading.Lock()
         self._intake: deque[Event] = deque()
-        self._seq = 0
+        self._seq = first_seq  # a resumed run continues its log's numbering
         self._accepting = False
         self._closing = False
         self._pump_done = False
@@ -225,6 +226,13 @@ class Bus:
         """``emit`` for async producers."""
         await anyio.lowlevel.checkpoint()
         return self.emit(kind, **fields)
+
+    async def drain(self) -> None:
+        """Wait until the pump has taken everything published so far (producer backpressure)."""
+        while self._intake:
+            if self._pump_idle:
+                self._wake()
+            await anyio.sleep(0.001)
 
     @property
     def published(self) -> int:

@@ -46,13 +46,16 @@ class DurableLog(Protocol):
         """Bytes of whole lines written to ``path`` so far (readable by another handle)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(kw_only=True)
 class Delivery:
-    """How the bus feeds one sink: its queue bound, overflow policy and batching."""
+    """How the bus feeds one sink: its queue bound, overflow policy and batching.
+
+    Every sink's config section holds these keys besides its own.
+    """
 
     capacity: int = 10_000
     """Events queued in memory for the sink at most; past it the overflow policy applies."""
-    overflow: Overflow = "spill"
+    overflow: str = "spill"
     """``block``: the bus waits for room; ``spill``: the sink falls behind onto the durable log."""
     batch_size: int = 1_000
     """Events per ``write`` call at most."""
@@ -63,18 +66,22 @@ class Delivery:
     isolate_after: int = 3
     """Consecutive failed batches after which the sink is isolated (gets no more events)."""
 
-    def __post_init__(self) -> None:
-        if self.capacity < 1:
-            raise ConfigError(f"capacity must be at least 1, got {self.capacity}")
-        if self.overflow not in OVERFLOW_POLICIES:
-            raise ConfigError(
-                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {self.overflow!r}"
-            )
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not 0 <= self.max_latency <= 60:
-            raise ConfigError(f"max_latency must be between 0 and 60 s, got {self.max_latency}")
-        if self.max_retries < 0:
-            raise ConfigError(f"max_retries must be 0 or more, got {self.max_retries}")
-        if self.isolate_after < 1:
-            raise ConfigError(f"isolate_after must be at least 1, got {self.isolate_after}")
+    def validate(self, section: str) -> None:
+        """Raise ``ConfigError`` naming ``section.key`` for the first value out of range."""
+        checks = [
+            ("capacity", self.capacity >= 1, "at least 1"),
+            ("overflow", self.overflow in OVERFLOW_POLICIES, " or ".join(OVERFLOW_POLICIES)),
+            ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("max_latency", 0 <= self.max_latency <= 60, "between 0 and 60 (seconds)"),
+            ("max_retries", self.max_retries >= 0, "0 or more"),
+            ("isolate_after", self.isolate_after >= 1, "at least 1"),
+        ]
+        checks += self.extra_checks()
+        for key, ok, allowed in checks:
+            if not ok:
+                value = getattr(self, key)
+                raise ConfigError(f"{section}.{key} must be {allowed}, got {value!r}")
+
+    def extra_checks(self) -> list[tuple[str, bool, str]]:
+        """A sink's own keys: ``(key, is valid, what is allowed)``."""
+        return []
