@@ -23,13 +23,41 @@ from telemetry.config import AggregateSection, load_config
 from telemetry.errors import ConfigError, LogFormatError, TelemetryError
 from telemetry.logging import configure_logging
 from telemetry.registry import SinkContext, known_sinks, sink_spec
+from telemetry.replay import identify, replay_log
 from telemetry.sink import Sink
 
 EXIT_USAGE = 2
 
 
 @dataclass
-class RunConfig:
+class SinkSections:
+    """Each sink's settings, under the sink's name (used only when the sink is chosen)."""
+
+    jsonl: JsonlOptions = field(default_factory=JsonlOptions)
+    console: ConsoleOptions = field(default_factory=ConsoleOptions)
+    memory: MemoryOptions = field(default_factory=MemoryOptions)
+
+
+@dataclass
+class ReplayConfig(SinkSections):
+    """What ``replay`` reads: the sinks to feed and how long closing may take."""
+
+    sinks: list[str] = field(default_factory=lambda: ["console"])
+    """Sinks that receive the replayed events, by name."""
+    close_timeout: float = 60.0
+    """Seconds closing the bus may take at most."""
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first key whose value is not allowed."""
+        if "jsonl" in self.sinks:
+            raise ConfigError("sinks: replay reads the jsonl log, so it cannot also write it")
+        if self.close_timeout <= 0:
+            raise ConfigError(f"close_timeout must be more than 0, got {self.close_timeout}")
+        validate_sinks(self, self.sinks)
+
+
+@dataclass
+class RunConfig(SinkSections):
     """Everything one training run reads: trainer, budget, output, sinks and their settings."""
 
     trainer: str = "ppo"
@@ -57,9 +85,6 @@ class RunConfig:
     health_interval: float = 5.0
     """Seconds between pipeline health reports (0: only at close)."""
     aggregate: AggregateSection = field(default_factory=AggregateSection)
-    jsonl: JsonlOptions = field(default_factory=JsonlOptions)
-    console: ConsoleOptions = field(default_factory=ConsoleOptions)
-    memory: MemoryOptions = field(default_factory=MemoryOptions)
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first key whose value is not allowed."""
@@ -144,6 +169,24 @@ async def train(config: RunConfig) -> int:
     return _summarise(bus.report, result.run_dir)
 
 
+async def replay(path: Path, config: ReplayConfig) -> int:
+    """Feed a run's log through the chosen sinks; non-zero status if anything was skipped."""
+    identity = identify(path)
+    run_dir = identity.path.parent
+    context = SinkContext(run_id=identity.run_id, run_dir=run_dir, run_name=identity.run_id)
+    sinks = build_sinks(config, config.sinks, context)
+    outcome = await replay_log(identity.path, sinks, close_timeout=config.close_timeout)
+    log = structlog.get_logger("rltelemetry")
+    log.info(
+        "replay_done",
+        log=str(identity.path),
+        events=outcome.events,
+        skipped_lines=len(outcome.problems),
+        undelivered=outcome.report.undelivered or None,
+    )
+    return 0 if outcome.complete else 1
+
+
 def _summarise(report: CloseReport | None, run_dir: Path) -> int:
     log = structlog.get_logger("rltelemetry")
     if report is not None:
@@ -201,9 +244,8 @@ def cli(argv: list[str] | None = None) -> int:
             config.validate()
             trainer_module(config.trainer)
             return anyio.run(train, config)
-        from telemetry.replay import ReplayConfig, replay
-
         replay_config = load_config(ReplayConfig, None, args.overrides)
+        replay_config.validate()
         return anyio.run(replay, args.path, replay_config)
     except (ConfigError, LogFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)

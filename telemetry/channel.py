@@ -112,6 +112,7 @@ class Channel:
                 await self._deliver(batch)
         finally:
             self.finished = True
+            self._receive.close()
             if self._tail is not None:
                 self._tail.close()
 
@@ -251,7 +252,7 @@ class Channel:
     async def _write_with_retries(self, piece: Sequence[Event]) -> bool:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.delivery.max_retries + 1),
-            wait=wait_exponential_jitter(initial=0.05, max=2.0, jitter=0.05),
+            wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
             sleep=anyio.sleep,
             reraise=False,
         )

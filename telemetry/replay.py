@@ -62,12 +62,10 @@ async def replay_log(
     reader = LogReader(path)
     identity = reader.path
     count = 0
-    run_id = ""
     async with Bus(
         "replay", sinks, health_interval=None, close_timeout=close_timeout, stamp=False
     ) as bus:
         for event in reader:
-            run_id = run_id or event.run_id
             bus.forward(event)
             count += 1
             if on_event is not None:
@@ -75,6 +73,8 @@ async def replay_log(
             if count % 4096 == 0:
                 await bus.drain()
     for problem in reader.problems:
-        log.warning("replay_skipped_line", log=str(identity), line=problem.line, reason=problem.reason)
+        log.warning(
+            "replay_skipped_line", log=str(identity), line=problem.line, reason=problem.reason
+        )
     assert bus.report is not None
     return ReplayOutcome(events=count, problems=tuple(reader.problems), report=bus.report)

@@ -1,0 +1,71 @@
+"""Shared fixtures: sinks that misbehave on purpose, for the bus tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+import pytest
+
+from telemetry.events import Event
+
+
+class StuckSink:
+    """A sink whose first write never returns (a hung network call)."""
+
+    def __init__(self, name: str = "stuck") -> None:
+        self.name = name
+        self.calls = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        self.calls += 1
+        await anyio.sleep_forever()
+
+    async def close(self, timeout: float) -> None:
+        return None
+
+
+class BrokenSink:
+    """A sink that raises on every write."""
+
+    def __init__(self, name: str = "broken") -> None:
+        self.name = name
+        self.calls = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        self.calls += 1
+        raise ConnectionError("backend refused the batch")
+
+    async def close(self, timeout: float) -> None:
+        return None
+
+
+class SlowSink:
+    """A sink that takes ``delay`` seconds per batch and keeps what it got."""
+
+    def __init__(self, delay: float, name: str = "slow") -> None:
+        self.name = name
+        self.delay = delay
+        self.events: list[Event] = []
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        await anyio.sleep(self.delay)
+        last = self.events[-1].seq if self.events else 0
+        self.events.extend(e for e in batch if e.seq > last)
+
+    async def close(self, timeout: float) -> None:
+        return None
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
