@@ -121,9 +121,7 @@ class ConsoleSink:
             )
         elif isinstance(event, Health):
             troubled = {
-                k: v
-                for k, v in event.values.items()
-                if k.endswith(("/failed", "/spilled")) and v
+                k: v for k, v in event.values.items() if k.endswith(("/failed", "/spilled")) and v
             }
             if troubled:
                 self._log.warning("telemetry_health", **troubled)

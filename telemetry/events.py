@@ -146,6 +146,28 @@ class RunFinished:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeClosed:
+    """One closed trade of an evaluated trading agent (stock, prices, steps, P&L)."""
+
+    type: Literal["trade"] = field(default="trade", init=False)
+    run_id: str
+    seq: int
+    time: float
+    step: int
+    axis: str
+    stock: int
+    direction: int
+    size: float
+    entry_price: float
+    exit_price: float
+    entry_step: int
+    exit_step: int
+    holding_duration: int
+    pnl: float
+    time_of_day: float
+
+
 Event = (
     RunStarted
     | Hyperparameters
@@ -156,6 +178,7 @@ Event = (
     | Health
     | ArtifactSaved
     | RunFinished
+    | TradeClosed
 )
 """Any event."""
 
@@ -174,6 +197,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Health,
         ArtifactSaved,
         RunFinished,
+        TradeClosed,
     )
 }
 """The ``type`` discriminator of each event class."""
