@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 from collections import deque
@@ -227,12 +228,18 @@ class Bus:
         await anyio.lowlevel.checkpoint()
         return self.emit(kind, **fields)
 
-    async def drain(self) -> None:
-        """Wait until the pump has taken everything published so far (producer backpressure)."""
-        while self._intake:
-            if self._pump_idle:
-                self._wake()
-            await anyio.sleep(0.001)
+    async def drain(self, timeout: float = math.inf) -> bool:
+        """Wait until the pump has taken everything published so far (producer backpressure).
+
+        Returns False if that took longer than ``timeout`` seconds.
+        """
+        with anyio.move_on_after(timeout):
+            while self._intake:
+                if self._pump_idle:
+                    self._wake()
+                await anyio.sleep(0.001)
+            return True
+        return False
 
     @property
     def published(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -38,6 +38,11 @@ class LogIdentity:
     run_id: str
 
 
+def _blocking(item: Sink | tuple[Sink, Delivery]) -> tuple[Sink, Delivery]:
+    sink, delivery = item if isinstance(item, tuple) else (item, Delivery())
+    return sink, replace(delivery, overflow="block")
+
+
 def identify(path: str | os.PathLike[str]) -> LogIdentity:
     """Open a log just far enough to know its run; raises ``LogFormatError`` if it is not one."""
     reader = LogReader(path)
@@ -62,16 +67,20 @@ async def replay_log(
     reader = LogReader(path)
     identity = reader.path
     count = 0
+    # The log being read is the only copy: lanes wait for room instead of spilling,
+    # and the reader waits for the lanes, so memory stays bounded.
+    lanes = [_blocking(item) for item in sinks]
     async with Bus(
-        "replay", sinks, health_interval=None, close_timeout=close_timeout, stamp=False
+        "replay", lanes, health_interval=None, close_timeout=close_timeout, stamp=False
     ) as bus:
         for event in reader:
             bus.forward(event)
             count += 1
             if on_event is not None:
                 on_event(count)
-            if count % 4096 == 0:
-                await bus.drain()
+            if count % 4096 == 0 and not await bus.drain(timeout=close_timeout):
+                log.warning("replay_stalled", log=str(identity), after_events=count)
+                break
     for problem in reader.problems:
         log.warning(
             "replay_skipped_line", log=str(identity), line=problem.line, reason=problem.reason
