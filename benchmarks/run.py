@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 
 from sinks.console import ConsoleOptions, ConsoleSink
 from sinks.jsonl import JsonlOptions, JsonlSink
@@ -51,9 +52,10 @@ async def jsonl_throughput(events: int) -> float:
             for step in range(events):
                 log(VALUES, step=step, axis="step")
                 if step % 5_000 == 0:
-                    await anyio.sleep(0)
+                    await anyio.lowlevel.checkpoint()
         elapsed = time.perf_counter() - start
-        assert bus.report is not None and bus.report.sinks[0].delivered == bus.published
+        assert bus.report is not None
+        assert bus.report.sinks[0].delivered == bus.published
     return events / elapsed
 
 

@@ -75,7 +75,8 @@ def test_replay_of_a_missing_path_exits_2(tmp_path: Path) -> None:
     """Replaying a path with no log names it and exits 2."""
     result = _run("replay", str(tmp_path / "missing"))
     assert result.returncode == 2
-    assert "no log at" in result.stderr and "Traceback" not in result.stderr
+    assert "no log at" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_replay_refuses_to_write_the_log_it_reads(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ async def test_json_lines_when_not_a_terminal() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     first = orjson.loads(lines[0])
-    assert first["event"] == "episode" and first["step"] == 0
+    assert first["event"] == "episode"
+    assert first["step"] == 0
     assert sum(k.startswith("episode/") for k in first) == 4
 
 
@@ -62,5 +63,7 @@ async def test_pretty_lines_show_aggregates_in_one_line() -> None:
     await sink.close(1.0)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
-    assert "aggregate" in lines[1] and "reward/mean=1.5" in lines[1] and "0-9" in lines[1]
+    assert "aggregate" in lines[1]
+    assert "reward/mean=1.5" in lines[1]
+    assert "0-9" in lines[1]
     assert "reward/std" not in lines[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -101,4 +100,4 @@ async def test_unwritable_path_is_named(tmp_path: Path) -> None:
     assert report is not None
     assert report.sinks[0].isolated
     assert str(blocker / "events.jsonl") in (report.sinks[0].error or "")
-    assert os.path.exists(blocker)
+    assert blocker.read_text() == "not a folder"

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sinks.memory import MemorySink
-from telemetry.aggregate import Aggregator, AggregateSpec
+from telemetry.aggregate import AggregateSpec, Aggregator
 from telemetry.bus import Bus
 from telemetry.events import Aggregate, Metrics
 
@@ -32,7 +32,8 @@ def test_statistics_equal_numpys(series: list[float], every: int) -> None:
     for index, window in enumerate(windows):
         y = np.array(series[index * every : (index + 1) * every])
         x = np.arange(index * every, (index + 1) * every, dtype=float)
-        assert window.first_step == index * every and window.step == (index + 1) * every - 1
+        assert window.first_step == index * every
+        assert window.step == (index + 1) * every - 1
         assert window.values["r/mean"] == pytest.approx(np.mean(y), rel=1e-9, abs=1e-9)
         assert window.values["r/std"] == pytest.approx(np.std(y), rel=1e-9, abs=1e-6)
         assert window.values["r/min"] == np.min(y)
