@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
-import time
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,13 @@ from telemetry.errors import ConfigError, LogFormatError, TelemetryError
 from telemetry.logging import configure_logging
 from telemetry.registry import SinkContext, known_sinks, sink_spec
 from telemetry.replay import identify, replay_log
+from telemetry.session import (
+    CONFIG_NAME,
+    RunFolder,
+    existing_run_folder,
+    new_run_folder,
+    until_signal,
+)
 from telemetry.sink import Sink
 
 EXIT_USAGE = 2
@@ -84,6 +89,8 @@ class RunConfig(SinkSections):
     """Seconds closing the bus may take at most; what is late stays in the log for replay."""
     health_interval: float = 5.0
     """Seconds between pipeline health reports (0: only at close)."""
+    resume: str | None = None
+    """A run folder to continue: same run id, log appended, trainer from its last checkpoint."""
     aggregate: AggregateSection = field(default_factory=AggregateSection)
 
     def validate(self) -> None:
@@ -127,27 +134,19 @@ def build_sinks(config: Any, names: list[str], context: SinkContext) -> list[tup
     return pairs
 
 
-def new_run_dir(out: Path, trainer: str) -> tuple[Path, str]:
-    """A fresh run folder and run id; two runs started at once never share one."""
-    out.mkdir(parents=True, exist_ok=True)
-    while True:
-        run_id = secrets.token_hex(4)
-        run_dir = out / f"{time.strftime('%Y%m%d-%H%M%S')}-{trainer}-{run_id}"
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            continue
-        return run_dir, run_id
-
-
 async def train(config: RunConfig) -> int:
     """Run one training job with telemetry; returns the process exit status."""
     module = trainer_module(config.trainer)
     trainer_config = getattr(config, config.trainer, None) or module.CONFIG()
-    run_dir, run_id = new_run_dir(Path(config.out), config.trainer)
-    OmegaConf.save(OmegaConf.structured(config), run_dir / "config.yaml")
-    name = config.name or f"{config.trainer}-{run_id}"
-    context = SinkContext(run_id=run_id, run_dir=run_dir, run_name=name)
+    if config.resume:
+        folder = existing_run_folder(Path(config.resume))
+    else:
+        folder = new_run_folder(Path(config.out), config.trainer)
+    OmegaConf.save(OmegaConf.structured(config), folder.path / CONFIG_NAME)
+    name = config.name or f"{config.trainer}-{folder.run_id}"
+    context = SinkContext(
+        run_id=folder.run_id, run_dir=folder.path, run_name=name, resumed=folder.resumed
+    )
     run = RunInfo(
         name=name,
         project=config.project,
@@ -155,18 +154,23 @@ async def train(config: RunConfig) -> int:
         group=config.group,
         notes=config.notes,
         config=OmegaConf.to_container(OmegaConf.structured(config)),  # type: ignore[arg-type]
+        resumed=folder.resumed,
     )
     async with Bus(
-        run_id,
+        folder.run_id,
         build_sinks(config, config.sinks, context),
         run=run,
         aggregate=config.aggregate.spec(),
         health_interval=config.health_interval or None,
         close_timeout=config.close_timeout,
+        first_seq=folder.last_seq,
     ) as bus:
-        trainer = module.build(trainer_config, bus, run_dir, config.seed)
-        result = await trainer.train(config.episodes)
-    return _summarise(bus.report, result.run_dir)
+        trainer = module.build(trainer_config, bus, folder.path, config.seed)
+        _, signum = await until_signal(lambda: trainer.train(config.episodes))
+        if signum is not None:
+            await bus.aclose(status="interrupted")
+    _summarise(bus.report, folder)
+    return 128 + signum if signum is not None else 0
 
 
 async def replay(path: Path, config: ReplayConfig) -> int:
@@ -187,11 +191,15 @@ async def replay(path: Path, config: ReplayConfig) -> int:
     return 0 if outcome.complete else 1
 
 
-def _summarise(report: CloseReport | None, run_dir: Path) -> int:
+def _summarise(report: CloseReport | None, folder: RunFolder) -> None:
     log = structlog.get_logger("rltelemetry")
     if report is not None:
-        log.info("run_saved", run_dir=str(run_dir), events=report.published)
-    return 0
+        log.info(
+            "run_saved",
+            run_dir=str(folder.path),
+            events=report.published,
+            resume=f"python main.py train resume={folder.path}",
+        )
 
 
 def keys_help(schema: type[Any], prefix: str = "") -> list[str]:

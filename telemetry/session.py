@@ -1,0 +1,86 @@
+"""Run folders, resuming a run's log, and stopping cleanly on SIGINT and SIGTERM."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+from anyio import CancelScope
+
+from telemetry.errors import ConfigError, LogFormatError
+from telemetry.reader import LOG_NAME, LogReader
+
+T = TypeVar("T")
+CONFIG_NAME = "config.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFolder:
+    """Where a run writes, under which id, and the last ``seq`` its log already holds."""
+
+    path: Path
+    run_id: str
+    last_seq: int = 0
+
+    @property
+    def resumed(self) -> bool:
+        """The folder held a log before this process started."""
+        return self.last_seq > 0
+
+
+def new_run_folder(out: Path, label: str) -> RunFolder:
+    """A fresh folder under ``out``; two runs started at once never share one."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"out: cannot create {out}: {exc.strerror}") from None
+    while True:
+        run_id = secrets.token_hex(4)
+        path = out / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{run_id}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return RunFolder(path=path, run_id=run_id)
+
+
+def existing_run_folder(path: Path) -> RunFolder:
+    """A run folder to resume: its run id and the last ``seq`` of its log."""
+    if not (path / LOG_NAME).is_file():
+        raise ConfigError(f"resume: {path} is not a run folder (no {LOG_NAME} in it)")
+    reader = LogReader(path)
+    last_seq = 0
+    try:
+        for event in reader:
+            last_seq = max(last_seq, event.seq)
+    except LogFormatError as exc:
+        raise ConfigError(f"resume: {exc}") from None
+    return RunFolder(path=path, run_id=str(reader.header.get("run_id", "")), last_seq=last_seq)
+
+
+async def until_signal(work: Callable[[], Awaitable[T]]) -> tuple[T | None, int | None]:
+    """Run ``work``; on SIGINT or SIGTERM cancel it and return the signal number instead."""
+    received: list[int] = []
+    result: list[T] = []
+
+    async def watch(scope: CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                received.append(int(signum))
+                scope.cancel()
+                return
+
+    async def run(scope: CancelScope) -> None:
+        result.append(await work())
+        scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch, group.cancel_scope)
+        group.start_soon(run, group.cancel_scope)
+    return (result[0] if result else None), (received[0] if received else None)
