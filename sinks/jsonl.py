@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import os
@@ -37,6 +38,9 @@ class JsonlOptions(Delivery):
         ]
 
 
+_INDEX_SIZE = 4096
+
+
 class JsonlSink:
     """Appends events to ``path``; the run's source of truth that other sinks catch up from.
 
@@ -64,11 +68,19 @@ class JsonlSink:
         self._dirty = False
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        # (first seq, offset) of written batches, thinned to stay small on long runs.
+        self._index: list[tuple[int, int]] = []
 
     @property
     def written_offset(self) -> int:
         """Bytes of whole lines in the file."""
         return self._offset
+
+    def offset_before(self, seq: int) -> int:
+        """A line-start offset at or before the line of ``seq``, from a sparse batch index."""
+        index = self._index
+        at = bisect.bisect_right(index, seq, key=lambda entry: entry[0]) - 1
+        return index[at][1] if at >= 0 else 0
 
     async def open(self) -> None:
         await anyio.to_thread.run_sync(self._open)
@@ -117,10 +129,17 @@ class JsonlSink:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, self._offset)
                 raise SinkUnavailableError(_explain(self.path, exc)) from exc
+            self._remember(fresh[0].seq, self._offset)
             self._offset += len(data)
             self._last_seq = fresh[-1].seq
             self._dirty = True
             self._sync_if_due()
+
+    def _remember(self, seq: int, offset: int) -> None:
+        index = self._index
+        index.append((seq, offset))
+        if len(index) > _INDEX_SIZE:
+            del index[1::2]
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)

@@ -100,6 +100,7 @@ class Bus:
         aggregate: AggregateSpec | None = None,
         health_interval: float | None = 5.0,
         close_timeout: float = 10.0,
+        open_timeout: float = 60.0,
         stamp: bool = True,
         first_seq: int = 0,
     ) -> None:
@@ -110,6 +111,7 @@ class Bus:
         self.run_id = run_id
         self.run = run
         self.close_timeout = close_timeout
+        self.open_timeout = open_timeout
         self._stamp = stamp
         self._health_interval = health_interval
         self._aggregator = Aggregator(aggregate) if aggregate and aggregate.every else None
@@ -142,6 +144,7 @@ class Bus:
             if delivery is None:
                 spill = durable is not None and sink is not durable
                 delivery = Delivery(overflow="spill" if spill else "block")
+            delivery.validate(sink.name)
             if delivery.overflow == "spill" and (durable is None or sink is durable):
                 why = "is the durable log itself" if sink is durable else "has no durable log"
                 raise ConfigError(
@@ -149,7 +152,9 @@ class Bus:
                     f"bus {why}; use {sink.name}.overflow=block or add jsonl to sinks"
                 )
             log_for_lane = durable if sink is not durable else None
-            channels.append(Channel(sink, delivery, log_for_lane, self._pump_state))
+            channels.append(
+                Channel(sink, delivery, log_for_lane, self._pump_state, self.open_timeout)
+            )
         durable_lane = next((c for c in channels if c.sink is durable), None)
         for channel in channels:
             channel.durable_channel = durable_lane
@@ -272,7 +277,6 @@ class Bus:
         self._all_done = anyio.Event()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        await self._open_sinks()
         self._accepting = True
         self._start(self._pump)
         for channel in self.channels:
@@ -306,18 +310,6 @@ class Bus:
             status = "interrupted" if interrupted else "failed"
             error = f"{type(exc).__name__}: {exc}" if not interrupted else None
         await self.aclose(status=status, error=error)
-
-    async def _open_sinks(self) -> None:
-        for channel in self.channels:
-            try:
-                with anyio.fail_after(self.close_timeout):
-                    await channel.sink.open()
-            except Exception as exc:
-                channel.error = f"open failed: {type(exc).__name__}: {exc}"
-                channel.isolate(channel.error)
-            except TimeoutError:
-                channel.error = f"open took longer than {self.close_timeout} s"
-                channel.isolate(channel.error)
 
     def _start(self, func: Any, *args: Any) -> None:
         assert self._tg is not None

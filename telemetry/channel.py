@@ -1,4 +1,12 @@
-"""One sink's lane: its bounded stream, counters, batching, retries and log catch-up."""
+"""One sink's lane: its bounded stream, counters, batching, retries and log catch-up.
+
+A lane is *live* while it takes chunks from its stream, and *behind* from some
+``seq`` on when those events are only in the durable log: because its queue
+was full (``spill``), or because its sink said it is down
+(``SinkUnavailableError``). A behind lane reads the log from that ``seq``,
+rejoins the stream at a chunk boundary, and drops nothing on the way. A down
+sink is retried behind a circuit breaker: exponential backoff with jitter.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,16 @@ from dataclasses import dataclass
 import anyio
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
+from telemetry.errors import SinkUnavailableError
 from telemetry.events import Event
 from telemetry.reader import LogTail
 from telemetry.sink import Delivery, DurableLog, Sink
@@ -18,6 +34,8 @@ from telemetry.sink import Delivery, DurableLog, Sink
 log = structlog.get_logger("telemetry")
 
 Chunk = list[Event]
+_BREAKER_WAIT = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
+"""Seconds before retrying a down sink: 0.5, 1, 2 ... 30, plus up to 0.5 of jitter."""
 
 
 @dataclass(slots=True)
@@ -30,6 +48,34 @@ class ChannelCounts:
     queued: int = 0
 
 
+class Breaker:
+    """A circuit breaker: closed while the sink works, open with a growing wait after failures."""
+
+    __slots__ = ("failures", "retry_at")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0
+
+    @property
+    def open(self) -> bool:
+        """The sink failed and has not worked since."""
+        return self.failures > 0
+
+    def trip(self) -> float:
+        """Record a failure; returns the wait before the next attempt."""
+        self.failures += 1
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = self.failures
+        wait = float(_BREAKER_WAIT(state))
+        self.retry_at = time.monotonic() + wait
+        return wait
+
+    def reset(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0
+
+
 class Channel:
     """Feeds one sink from the pump; the pump calls ``offer``, a task runs ``run``."""
 
@@ -39,6 +85,7 @@ class Channel:
         delivery: Delivery,
         durable: DurableLog | None,
         pump_state: Callable[[], tuple[bool, int]],
+        open_timeout: float = 30.0,
     ) -> None:
         self.sink = sink
         self.name = sink.name
@@ -47,8 +94,10 @@ class Channel:
         self.last_seq = 0
         self.isolated = False
         self.finished = False
+        self.opened = False
         self.error: str | None = None
-        # Spill state: events from ``behind_from`` on are only in the durable log.
+        self.breaker = Breaker()
+        # Events from ``behind_from`` on are only in the durable log for this lane.
         self.behind_from: int | None = None
         self._spill_offset = 0
         self._want_live = False
@@ -56,19 +105,27 @@ class Channel:
         self._tail: LogTail | None = None
         self._durable = durable
         self._pump_state = pump_state  # (pump finished, last seq it dispatched)
+        self._open_timeout = open_timeout
         self.durable_channel: Channel | None = None
         self._room: anyio.Event | None = None
         self._logged: set[str] = set()
         self._failures_in_a_row = 0
+        self._gave_up = False
+        self._input_ended: anyio.Event | None = None  # made on the loop, in run()
         self._send: MemoryObjectSendStream[Chunk]
         self._receive: MemoryObjectReceiveStream[Chunk]
         self._send, self._receive = anyio.create_memory_object_stream[Chunk](delivery.capacity)
+
+    @property
+    def can_fall_behind(self) -> bool:
+        """This lane may leave events in the durable log and read them back later."""
+        return self._durable is not None and self.delivery.overflow == "spill"
 
     # -- pump side (runs on the event loop, never awaits except for ``block``) --
 
     def offer(self, chunk: Chunk) -> bool:
         """Queue or spill ``chunk``; False when the sink is full under ``block``."""
-        if self.isolated or self.finished:
+        if self.isolated:
             self.counts.failed += len(chunk)
             return True
         if self.behind_from is not None:
@@ -99,13 +156,19 @@ class Channel:
     def end_of_input(self) -> None:
         """No more chunks will be offered."""
         self._send.close()
+        if self._input_ended is not None:
+            self._input_ended.set()
 
     # -- worker side --
 
     async def run(self) -> None:
-        """Deliver until the input ends and any spilled backlog is caught up."""
+        """Open the sink, then deliver until the input ends and any backlog is caught up."""
+        self._input_ended = anyio.Event()
+        if self._pump_state()[0]:
+            self._input_ended.set()
         try:
-            while True:
+            await self._open()
+            while not self._gave_up:
                 batch = await self._next_batch()
                 if batch is None:
                     return
@@ -113,11 +176,31 @@ class Channel:
         finally:
             self.finished = True
             self._receive.close()
-            if self._tail is not None:
-                self._tail.close()
+            self._close_tail()
+
+    async def _open(self) -> bool:
+        try:
+            with anyio.fail_after(self._open_timeout):
+                await self.sink.open()
+        except (SinkUnavailableError, TimeoutError) as exc:
+            reason = str(exc) or f"open took longer than {self._open_timeout} s"
+            self.error = f"open failed: {reason}"
+            if self.can_fall_behind:
+                self._fall_behind(self.last_seq + 1, self.error)
+                return False
+            self.isolate(self.error)
+            return False
+        except Exception as exc:
+            self.error = f"open failed: {type(exc).__name__}: {exc}"
+            self.isolate(self.error)
+            return False
+        self.opened = True
+        return True
 
     async def _next_batch(self) -> Chunk | None:
-        while True:
+        while not self._gave_up:
+            if self.breaker.open and not await self._wait_for_retry():
+                return None
             if self._tail is not None:
                 batch = await self._read_tail()
                 if batch is None:
@@ -141,7 +224,10 @@ class Channel:
                     self._open_tail()
                     continue
                 return None
+            if self.behind_from is not None and chunk[-1].seq >= self.behind_from:
+                continue  # queued before the lane fell behind; the log has these too
             return await self._fill(chunk)
+        return None
 
     def _take(self, chunk: Chunk) -> Chunk:
         self.counts.queued -= len(chunk)
@@ -155,7 +241,7 @@ class Channel:
         size, latency = self.delivery.batch_size, self.delivery.max_latency
         if len(batch) >= size:
             return batch
-        batch = list(batch)  # chunks are shared by every channel: never extend one in place
+        batch = list(batch)  # chunks are shared by every lane: never extend one in place
         deadline = time.monotonic() + latency
         while len(batch) < size:
             try:
@@ -175,6 +261,53 @@ class Channel:
                     return batch
             return batch
         return batch
+
+    # -- a down sink: the circuit breaker --
+
+    def _fall_behind(self, seq: int, reason: str) -> None:
+        """The sink is down: leave events from ``seq`` on in the log and retry later."""
+        if self.behind_from is None or seq < self.behind_from:
+            self.behind_from = seq
+        self._want_live = False
+        self._live_from = None
+        self._close_tail()
+        assert self._durable is not None
+        self._spill_offset = self._durable.offset_before(self.behind_from)
+        wait = self.breaker.trip()
+        if self.breaker.failures == 1:
+            log.warning(
+                "sink_down",
+                sink=self.name,
+                error=reason,
+                behind_from_seq=self.behind_from,
+                note="training goes on; events wait in the durable log; retrying with backoff",
+            )
+        else:
+            log.debug("sink_still_down", sink=self.name, retry_in=round(wait, 2))
+
+    async def _wait_for_retry(self) -> bool:
+        """Sleep until the breaker lets the next attempt through; False to give up.
+
+        While the bus closes there is one more attempt at once, and then the rest
+        is left in the durable log for ``replay``.
+        """
+        assert self._input_ended is not None
+        with anyio.move_on_after(max(0.0, self.breaker.retry_at - time.monotonic())):
+            await self._input_ended.wait()
+        if self._pump_state()[0]:
+            if self._closing_attempted:
+                self._give_up()
+                return False
+            self._closing_attempted = True
+        if not self.opened:
+            await self._open()
+        return not self.isolated
+
+    _closing_attempted = False
+
+    def _give_up(self) -> None:
+        self._gave_up = True
+        self._close_tail()
 
     # -- catching up from the durable log --
 
@@ -204,7 +337,8 @@ class Channel:
         if self._live_from is None and self.behind_from is not None:
             self._want_live = True
         if self._durable_stalled():
-            self._give_up_tail()
+            self._log_once("durable_log_ended", "the durable log ended before this sink caught up")
+            self._give_up()
             return None
         await anyio.sleep(min(0.01, self.delivery.max_latency) or 0.001)
         return None
@@ -215,12 +349,6 @@ class Channel:
         if lane is None or durable is None or tail is None:
             return True
         return (lane.finished or lane.isolated) and tail.offset >= durable.written_offset
-
-    def _give_up_tail(self) -> None:
-        self._log_once("durable_log_ended", "the durable log ended before this sink caught up")
-        self._close_tail()
-        self.behind_from = None
-        self._live_from = None
 
     def _close_tail(self) -> None:
         if self._tail is not None:
@@ -238,36 +366,51 @@ class Channel:
                 continue
             if self.isolated:
                 self.counts.failed += len(piece)
+                self.last_seq = piece[-1].seq
                 continue
-            if await self._write_with_retries(piece):
-                self.counts.delivered += len(piece)
-                self._failures_in_a_row = 0
-            else:
-                self.counts.failed += len(piece)
-                self._failures_in_a_row += 1
-                if self._failures_in_a_row >= self.delivery.isolate_after:
-                    self.isolate(f"{self._failures_in_a_row} batches failed in a row")
+            try:
+                await self._write_with_retries(piece)
+            except SinkUnavailableError as exc:
+                if self.can_fall_behind:
+                    self._fall_behind(piece[0].seq, str(exc))
+                    return
+                self._count_failure(piece)
+                continue
+            except RetryError:
+                self._count_failure(piece)
+                continue
+            self.counts.delivered += len(piece)
             self.last_seq = piece[-1].seq
+            self._failures_in_a_row = 0
+            if self.breaker.open:
+                self.breaker.reset()
+                log.info("sink_recovered", sink=self.name, delivered_through_seq=self.last_seq)
 
-    async def _write_with_retries(self, piece: Sequence[Event]) -> bool:
+    def _count_failure(self, piece: Sequence[Event]) -> None:
+        self.counts.failed += len(piece)
+        self.last_seq = piece[-1].seq
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row >= self.delivery.isolate_after:
+            self.isolate(f"{self._failures_in_a_row} batches failed in a row")
+
+    async def _write_with_retries(self, piece: Sequence[Event]) -> None:
+        """Write, retrying quick glitches; a sink that says it is down is not retried here."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.delivery.max_retries + 1),
             wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+            retry=retry_if_not_exception_type(SinkUnavailableError),
             sleep=anyio.sleep,
             reraise=False,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    try:
-                        await self.sink.write(piece)
-                    except Exception as exc:
-                        self.error = f"{type(exc).__name__}: {exc}"
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    await self.sink.write(piece)
+                except Exception as exc:
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    if not isinstance(exc, SinkUnavailableError):
                         self._log_once(type(exc).__name__, self.error)
-                        raise
-        except RetryError:
-            return False
-        return True
+                    raise
 
     def isolate(self, reason: str) -> None:
         """Stop writing to this sink; everything offered from now on is counted failed."""

@@ -19,7 +19,6 @@ RunStatus = Literal["finished", "failed", "interrupted"]
 RUN_STATUSES: tuple[RunStatus, ...] = ("finished", "failed", "interrupted")
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted:
     """A run began (or resumed): who it is and the whole config it runs with."""

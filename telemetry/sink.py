@@ -45,6 +45,9 @@ class DurableLog(Protocol):
     def written_offset(self) -> int:
         """Bytes of whole lines written to ``path`` so far (readable by another handle)."""
 
+    def offset_before(self, seq: int) -> int:
+        """A byte offset at a line start at or before the line of ``seq``."""
+
 
 @dataclass(kw_only=True)
 class Delivery:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import anyio
 import pytest
 
+from telemetry.errors import SinkUnavailableError
 from telemetry.events import Event
 
 
@@ -69,3 +70,28 @@ class SlowSink:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+class OutageSink:
+    """A remote-like sink: down (SinkUnavailableError) while ``down`` is set, else records."""
+
+    def __init__(self, name: str = "remote", down_at_open: bool = False) -> None:
+        self.name = name
+        self.down = down_at_open
+        self.events: list[Event] = []
+        self.attempts = 0
+
+    async def open(self) -> None:
+        self.attempts += 1
+        if self.down:
+            raise SinkUnavailableError("connection refused")
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        self.attempts += 1
+        if self.down:
+            raise SinkUnavailableError("connection refused")
+        last = self.events[-1].seq if self.events else 0
+        self.events.extend(e for e in batch if e.seq > last)
+
+    async def close(self, timeout: float) -> None:
+        return None
