@@ -16,6 +16,8 @@ from agents.registry import TRAINERS, trainer_module
 from sinks.console import ConsoleOptions
 from sinks.jsonl import JsonlOptions
 from sinks.memory import MemoryOptions
+from sinks.tensorboard_sink import TensorBoardOptions
+from sinks.wandb_sink import WandbOptions
 from telemetry.bus import Bus, CloseReport, RunInfo
 from telemetry.config import AggregateSection, load_config
 from telemetry.errors import ConfigError, LogFormatError, TelemetryError
@@ -41,13 +43,15 @@ class SinkSections:
     jsonl: JsonlOptions = field(default_factory=JsonlOptions)
     console: ConsoleOptions = field(default_factory=ConsoleOptions)
     memory: MemoryOptions = field(default_factory=MemoryOptions)
+    tensorboard: TensorBoardOptions = field(default_factory=TensorBoardOptions)
+    wandb: WandbOptions = field(default_factory=WandbOptions)
 
 
 @dataclass
 class ReplayConfig(SinkSections):
     """What ``replay`` reads: the sinks to feed and how long closing may take."""
 
-    sinks: list[str] = field(default_factory=lambda: ["console"])
+    sinks: list[str] = field(default_factory=lambda: ["wandb"])
     """Sinks that receive the replayed events, by name."""
     close_timeout: float = 60.0
     """Seconds closing the bus may take at most."""

@@ -191,10 +191,10 @@ class Bus:
             self._wake()
         return seq
 
-    def emit(self, kind: type[E], **fields: Any) -> E:
+    def emit(self, event_type: type[E], /, **fields: Any) -> E:
         """Publish any event kind from its fields; ``run_id``, ``seq`` and ``time`` are stamped."""
         if "values" in fields:
-            scalar = kind in SCALAR_EVENTS
+            scalar = event_type in SCALAR_EVENTS
             values = fields["values"]
             fields["values"] = coerce_values(values) if scalar else coerce_params(values)
         if "metadata" in fields:
@@ -205,7 +205,7 @@ class Bus:
             if not self._accepting:
                 raise BusClosedError(self._closed_message())
             self._seq = seq = self._seq + 1
-            event = kind(run_id=self.run_id, seq=seq, time=time.time(), **fields)
+            event = event_type(run_id=self.run_id, seq=seq, time=time.time(), **fields)
             self._intake.append(event)
         if self._pump_idle:
             self._wake()
@@ -228,10 +228,10 @@ class Bus:
         await anyio.lowlevel.checkpoint()
         return self.log(values, step=step, axis=axis)
 
-    async def aemit(self, kind: type[E], **fields: Any) -> E:
+    async def aemit(self, event_type: type[E], /, **fields: Any) -> E:
         """``emit`` for async producers."""
         await anyio.lowlevel.checkpoint()
-        return self.emit(kind, **fields)
+        return self.emit(event_type, **fields)
 
     async def drain(self, timeout: float = math.inf) -> bool:
         """Wait until the pump has taken everything published so far (producer backpressure).
@@ -423,11 +423,11 @@ class Bus:
                         values=window.values,
                     )
 
-    def _emit_internal(self, kind: type[Event], **fields: Any) -> None:
+    def _emit_internal(self, event_type: type[Event], /, **fields: Any) -> None:
         """Publish from inside the pipeline, even while closing (aggregates, health)."""
         with self._lock:
             self._seq = seq = self._seq + 1
-            self._intake.append(kind(run_id=self.run_id, seq=seq, time=time.time(), **fields))
+            self._intake.append(event_type(run_id=self.run_id, seq=seq, time=time.time(), **fields))
 
     # -- health --
 

@@ -34,6 +34,8 @@ _BUILTIN: dict[str, str] = {
     "jsonl": "sinks.jsonl",
     "console": "sinks.console",
     "memory": "sinks.memory",
+    "tensorboard": "sinks.tensorboard_sink",
+    "wandb": "sinks.wandb_sink",
 }
 """Built-in sinks by module; each module defines ``OPTIONS`` and ``build``."""
 _registered: dict[str, SinkSpec] = {}

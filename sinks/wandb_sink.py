@@ -1,0 +1,335 @@
+"""Weights & Biases sink: the real wandb client, kept off the event loop and on a leash.
+
+Every wandb call runs in a worker thread under a timeout. Any failure (``init``
+refused or timed out, ``log`` raising because the wandb service died, a call
+that hangs) is reported to the bus as ``SinkUnavailableError``: the lane falls
+behind onto the durable log, retries behind a circuit breaker, and on recovery
+resumes the same wandb run (``resume="allow"``, same id) and catches up from
+the log with the original steps. A hidden ``_seq`` column in every row, read
+back from the resumed run's summary, keeps a row from reaching wandb twice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import structlog
+
+from telemetry.errors import SinkUnavailableError
+from telemetry.events import (
+    SCALAR_EVENTS,
+    ArtifactSaved,
+    Event,
+    Hyperparameters,
+    RunFinished,
+    RunStarted,
+    ScalarEvent,
+    SystemInfo,
+)
+from telemetry.registry import SinkContext
+from telemetry.sink import Delivery
+
+log = structlog.get_logger("telemetry.wandb")
+T = TypeVar("T")
+MODES = ("auto", "online", "offline", "disabled")
+SEQ_KEY = "_seq"
+"""Hidden column holding the bus ``seq`` of each row: how a resumed run knows what it has."""
+
+
+@dataclass(kw_only=True)
+class WandbOptions(Delivery):
+    """Settings of the Weights & Biases sink."""
+
+    mode: str = "auto"
+    """online, offline, disabled, or auto: WANDB_MODE, else online with an API key, else offline."""
+    project: str | None = None
+    """wandb project; default: the run's ``project``."""
+    entity: str | None = None
+    """wandb entity (user or team); default: the account's."""
+    name: str | None = None
+    """Run display name; default: the run's ``name``."""
+    job_type: str = "train"
+    """wandb job type."""
+    dir: str | None = None
+    """Folder for wandb's own files; default: the run folder."""
+    init_timeout: float = 30.0
+    """Seconds ``wandb.init`` may take before the sink counts wandb as down."""
+    call_timeout: float = 20.0
+    """Seconds one batch of ``log`` calls may take before the sink counts wandb as down."""
+    finish_timeout: float = 30.0
+    """Seconds ``finish`` may take at the end of the run (also bounded by the close deadline)."""
+    summary_max: list[str] = field(
+        default_factory=lambda: [
+            "fitness/*",
+            "validation/fitness",
+            "validation/win_rate",
+            "episode/total_reward",
+            "episode/roas",
+            "rewards/mean",
+            "eval/*/success_rate",
+            "eval/correlation",
+        ]
+    )
+    """Key patterns whose summary keeps the maximum besides the last value."""
+    summary_min: list[str] = field(
+        default_factory=lambda: ["losses/*", "train/*_loss", "eval/mae", "eval/rmse"]
+    )
+    """Key patterns whose summary keeps the minimum besides the last value."""
+    artifacts: bool = True
+    """Upload artifact events (checkpoints) as wandb artifacts."""
+    batch_size: int = 500
+
+    def extra_checks(self) -> list[tuple[str, bool, str]]:
+        return [
+            ("mode", self.mode in MODES, ", ".join(MODES)),
+            ("init_timeout", self.init_timeout > 0, "more than 0 (seconds)"),
+            ("call_timeout", self.call_timeout > 0, "more than 0 (seconds)"),
+            ("finish_timeout", self.finish_timeout > 0, "more than 0 (seconds)"),
+        ]
+
+
+def resolve_mode(option: str, environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """The wandb mode to use: explicit, else WANDB_MODE, else online only with credentials."""
+    if option != "auto":
+        return option
+    env = environ.get("WANDB_MODE", "").strip().lower()
+    if env in ("online", "offline", "disabled"):
+        return env
+    if env == "dryrun":
+        return "offline"
+    return "online" if environ.get("WANDB_API_KEY") or _netrc_has_key() else "offline"
+
+
+def _netrc_has_key() -> bool:
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        return False
+
+
+class WandbSink:
+    """Logs events to a wandb run; see the module docstring for how it degrades."""
+
+    def __init__(self, context: SinkContext, options: WandbOptions | None = None) -> None:
+        self.name = "wandb"
+        self.context = context
+        self.options = options or WandbOptions()
+        self.mode = resolve_mode(self.options.mode)
+        self.run: Any = None
+        self.finished = False
+        self.delivered_seq = 0
+        self._wandb: Any = None
+        self._start: RunStarted | None = None
+        self._params: dict[str, Any] = {}
+        self._defined: set[str] = set()
+        self._announced = False
+
+    # -- the sink protocol --
+
+    async def open(self) -> None:
+        # Importing wandb takes a second or two: not on the event loop.
+        self._wandb = await anyio.to_thread.run_sync(importlib.import_module, "wandb")
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        fresh = [e for e in batch if e.seq > self.delivered_seq]
+        if not fresh or self.finished:
+            return
+        for event in fresh:
+            if isinstance(event, RunStarted):
+                self._start = event
+        if self.run is None:
+            await self._call(self._init, self.options.init_timeout, "init")
+            fresh = [e for e in fresh if e.seq > self.delivered_seq]
+        if fresh:
+            await self._call(lambda: self._write(fresh), self.options.call_timeout, "log")
+
+    async def close(self, timeout: float) -> None:
+        if self.run is None or self.finished:
+            return
+        limit = max(0.1, min(timeout, self.options.finish_timeout))
+        try:
+            await self._call(lambda: self._finish(0), limit, "finish")
+        except SinkUnavailableError as exc:
+            log.warning("wandb_finish_incomplete", error=str(exc))
+
+    # -- calls into wandb, each in a worker thread under a timeout --
+
+    async def _call(self, func: Callable[[], T], timeout: float, what: str) -> T:
+        try:
+            with anyio.fail_after(timeout):
+                return await anyio.to_thread.run_sync(func, abandon_on_cancel=True)
+        except TimeoutError:
+            self._drop_run()
+            raise SinkUnavailableError(f"wandb {what} took longer than {timeout:g} s") from None
+        except SinkUnavailableError:
+            self._drop_run()
+            raise
+        except Exception as exc:
+            self._drop_run()
+            raise SinkUnavailableError(f"wandb {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _drop_run(self) -> None:
+        """Forget a run that failed; the next attempt resumes it with a fresh ``init``."""
+        self.run = None
+        self._defined = set()
+
+    def _init(self) -> None:
+        wandb = self._wandb
+        start, options, context = self._start, self.options, self.context
+        settings = wandb.Settings(
+            console="off",
+            silent=True,
+            init_timeout=options.init_timeout,
+            x_disable_stats=True,
+            x_save_requirements=False,
+            disable_git=True,
+            save_code=False,
+            x_file_stream_retry_max=3,
+            x_graphql_retry_max=3,
+        )
+        config = dict(start.config) if start else {}
+        config.update(self._params)
+        folder = Path(options.dir) if options.dir else context.run_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        run = wandb.init(
+            id=context.run_id,
+            resume="allow",
+            reinit="create_new",
+            mode=self.mode,
+            project=options.project or (start.project if start else None),
+            entity=options.entity,
+            name=options.name or (start.name if start else context.run_name),
+            group=start.group if start else None,
+            tags=list(start.tags) if start else None,
+            notes=start.notes if start else None,
+            job_type=options.job_type,
+            config=config,
+            dir=str(folder),
+            settings=settings,
+        )
+        self.run = run
+        self.finished = False
+        # A resumed run already holds rows up to the seq in its summary: never send them twice.
+        self.delivered_seq = max(self.delivered_seq, _summary_seq(run))
+        if not self._announced:
+            self._announced = True
+            where = run.url if self.mode == "online" else getattr(run, "dir", None)
+            log.info("wandb_run", mode=self.mode, id=context.run_id, at=where)
+
+    def _write(self, events: Sequence[Event]) -> None:
+        run = self.run
+        row: dict[str, Any] = {}
+        key: tuple[str, int] | None = None
+        for event in events:
+            if event.seq <= self.delivered_seq:
+                continue
+            if isinstance(event, SCALAR_EVENTS):
+                here = (event.axis, event.step)
+                if row and here != key:
+                    run.log(row)
+                    row = {}
+                key = here
+                self._define(event)
+                row.update(event.values)
+                row[event.axis] = event.step
+                row[SEQ_KEY] = event.seq
+            else:
+                if row:
+                    run.log(row)
+                    row = {}
+                self._apply(event)
+                if isinstance(event, RunFinished):
+                    self.delivered_seq = event.seq
+                    return
+            self.delivered_seq = event.seq
+        if row:
+            run.log(row)
+
+    def _define(self, event: ScalarEvent) -> None:
+        run, axis = self.run, event.axis
+        if axis not in self._defined:
+            run.define_metric(axis, hidden=True)
+            self._defined.add(axis)
+        for key in event.values:
+            if key not in self._defined:
+                run.define_metric(key, step_metric=axis, summary=self._summary_for(key))
+                self._defined.add(key)
+
+    def _summary_for(self, key: str) -> str:
+        if any(fnmatch.fnmatchcase(key, p) for p in self.options.summary_max):
+            return "max,last"
+        if any(fnmatch.fnmatchcase(key, p) for p in self.options.summary_min):
+            return "min,last"
+        return "last"
+
+    def _apply(self, event: Event) -> None:
+        run = self.run
+        if isinstance(event, Hyperparameters):
+            self._params.update(event.values)
+            run.config.update(event.values, allow_val_change=True)
+        elif isinstance(event, SystemInfo):
+            values = {f"system/{k}": v for k, v in event.values.items()}
+            self._params.update(values)
+            run.config.update(values, allow_val_change=True)
+        elif isinstance(event, ArtifactSaved):
+            self._log_artifact(event)
+        elif isinstance(event, RunFinished):
+            run.summary[SEQ_KEY] = event.seq
+            self._finish(0 if event.status == "finished" else 1)
+
+    def _log_artifact(self, event: ArtifactSaved) -> None:
+        path = Path(event.path)
+        if not self.options.artifacts:
+            return
+        if not path.exists():
+            log.warning("wandb_artifact_missing", name=event.name, path=str(path))
+            return
+        metadata = {**event.metadata, "step": event.step, "axis": event.axis, "seq": event.seq}
+        artifact = self._wandb.Artifact(
+            name=_artifact_name(event.name), type=event.kind or "artifact", metadata=metadata
+        )
+        if path.is_dir():
+            artifact.add_dir(str(path))
+        else:
+            artifact.add_file(str(path))
+        self.run.log_artifact(artifact, aliases=["latest", f"{event.axis}-{event.step}"])
+
+    def _finish(self, exit_code: int) -> None:
+        run = self.run
+        if run is None or self.finished:
+            return
+        run.finish(exit_code=exit_code)
+        self.finished = True
+        # finish() can return before wandb's service has written the run file out;
+        # tearing the service down waits for it to flush and exit.
+        self._wandb.teardown(exit_code)
+
+
+def _summary_seq(run: Any) -> int:
+    try:
+        value = run.summary.get(SEQ_KEY)
+    except Exception:  # a fresh or offline run may have no summary to read
+        return 0
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def _artifact_name(name: str) -> str:
+    """wandb artifact names allow letters, digits, dashes, underscores and dots."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name) or "artifact"
+
+
+OPTIONS = WandbOptions
+
+
+def build(context: SinkContext, options: WandbOptions) -> WandbSink:
+    """The wandb sink for one run."""
+    return WandbSink(context, options)
