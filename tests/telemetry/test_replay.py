@@ -48,7 +48,14 @@ def test_cli_replay_reports_a_torn_line_and_delivers_the_rest(tmp_path: Path) ->
     with log.open("ab") as handle:
         handle.write(b'{"type":"metrics","run_id":"run-7","seq":99,"ti')
     result = subprocess.run(
-        [sys.executable, "main.py", "replay", str(tmp_path), "console.format=json"],
+        [
+            sys.executable,
+            "main.py",
+            "replay",
+            str(tmp_path),
+            "sinks=[console]",
+            "console.format=json",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
