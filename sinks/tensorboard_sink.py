@@ -1,0 +1,308 @@
+"""TensorBoard event files: one event per step with all its scalars, hyperparameters, run notes.
+
+Written with ``torch.utils.tensorboard``: torch is already a dependency, and its
+low-level ``FileWriter`` accepts arbitrary ``Summary`` protos, so the scalars of
+one step go out as one event (``SummaryWriter.add_scalar`` writes one event per
+scalar, ``add_scalars`` one folder per key); tensorboardX would be one more
+dependency. The files are read by TensorBoard itself, ``tensorboard --logdir runs``.
+
+What each event becomes (``step`` and ``wall_time`` are the event's own):
+
+- ``Metrics``, ``Evaluation``, ``Aggregate``, ``Health``: one event whose
+  ``Summary`` has one ``simple_value`` per key, tagged with the key as it is
+  (``fitness/mean``, ``<metric>/<stat>``, ``telemetry/...``). TensorBoard keeps
+  scalars as 32-bit floats; NaN and infinities are kept.
+- ``Hyperparameters``: the hparams plugin's session start info (values as
+  number, string or bool; ``None`` left out), so the run is a row of the
+  HPARAMS tab. ``RunFinished`` writes the session end info with its status
+  (none when interrupted: a resumed run's own end is the one that counts).
+  No experiment summary is written: the plugin takes the first one it finds
+  in *any* run of the log folder as the column list of *every* run, so one
+  run's experiment would hide the others' hyperparameters and metrics.
+  Without one, the plugin derives the hyperparameter columns from all runs'
+  session start infos and the metric columns from every scalar tag of those
+  runs, which is what comparing runs needs.
+- ``RunStarted``: a markdown text under ``run/notes`` (name, project, group,
+  tags, notes); ``SystemInfo`` a table under ``run/system_info``;
+  ``RunFinished`` its status under ``run/status``; ``ArtifactSaved`` a table
+  (path, kind, metadata) under ``artifacts/<name>`` at its step.
+
+TensorBoard keeps the first session start and end of a run folder, so a
+resumed run keeps the hyperparameters and status of its first session.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+import anyio
+
+from telemetry.errors import SinkUnavailableError
+from telemetry.events import (
+    SCALAR_EVENTS,
+    ArtifactSaved,
+    Event,
+    Hyperparameters,
+    Param,
+    RunFinished,
+    RunStarted,
+    SystemInfo,
+)
+from telemetry.registry import SinkContext
+from telemetry.sink import Delivery
+from telemetry.values import Scalar
+
+NOTES_TAG = "run/notes"
+"""Text tag of the run's name, project, group, tags and notes."""
+SYSTEM_TAG = "run/system_info"
+"""Text tag of the machine's versions and resources."""
+STATUS_TAG = "run/status"
+"""Text tag of how the run ended."""
+ARTIFACT_PREFIX = "artifacts/"
+"""Text tags of saved artifacts: ``artifacts/<name>``."""
+
+
+@dataclass(kw_only=True)
+class TensorBoardOptions(Delivery):
+    """Settings of the TensorBoard sink."""
+
+    subdir: str = "tensorboard"
+    """Folder inside the run folder that holds the event files."""
+    flush_secs: float = 2.0
+    """Seconds between flushes of the event file to disk."""
+    max_queue: int = 1000
+    """Events queued in the writer at most before a write waits for the disk."""
+
+    def extra_checks(self) -> list[tuple[str, bool, str]]:
+        path = PurePath(self.subdir)
+        inside = bool(self.subdir) and not path.is_absolute() and ".." not in path.parts
+        return [
+            ("subdir", inside, "a relative folder inside the run folder"),
+            ("flush_secs", 0 < self.flush_secs <= 3600, "more than 0 and at most 3600 (seconds)"),
+            ("max_queue", self.max_queue >= 1, "at least 1"),
+        ]
+
+
+class TensorBoardSink:
+    """Writes a run's events as TensorBoard event files in ``log_dir``.
+
+    Each batch is converted and handed to the writer in one worker-thread call;
+    the writer's own thread writes the file and flushes every ``flush_secs``.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        options: TensorBoardOptions | None = None,
+        name: str = "tensorboard",
+    ) -> None:
+        self.name = name
+        self.log_dir = Path(log_dir)
+        self.options = options or TensorBoardOptions()
+        self._writer: Any = None
+        self._lock = threading.Lock()
+        self._last_seq = 0
+        self._session_started = False
+
+    async def open(self) -> None:
+        await anyio.to_thread.run_sync(self._open)
+
+    def _open(self) -> None:
+        tb = _tensorboard()  # imported here: seconds of import, off the event loop
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            writer = tb.FileWriter(
+                str(self.log_dir),
+                max_queue=self.options.max_queue,
+                flush_secs=self.options.flush_secs,
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise SinkUnavailableError(
+                f"cannot write TensorBoard files in {self.log_dir}: {reason}"
+            ) from exc
+        with self._lock:
+            self._writer = writer
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        await anyio.to_thread.run_sync(self._write_blocking, batch)
+
+    def _write_blocking(self, batch: Sequence[Event]) -> None:
+        """Convert and queue a batch; runs in a worker thread."""
+        with self._lock:
+            writer = self._writer
+            if writer is None:
+                raise SinkUnavailableError(f"the TensorBoard writer of {self.log_dir} is closed")
+            for event in batch:
+                if event.seq <= self._last_seq:
+                    continue
+                self._write_event(writer, event)
+                self._last_seq = event.seq  # per event: a retried batch skips what went out
+
+    def _write_event(self, writer: Any, event: Event) -> None:
+        if isinstance(event, SCALAR_EVENTS):
+            if event.values:
+                writer.add_summary(_scalars(event.values), event.step, event.time)
+        elif isinstance(event, Hyperparameters):
+            if not self._session_started:
+                writer.add_summary(_session_start(event.values, event.time), 0, event.time)
+                self._session_started = True
+        elif isinstance(event, RunStarted):
+            writer.add_summary(_text(NOTES_TAG, _notes(event)), 0, event.time)
+        elif isinstance(event, SystemInfo):
+            writer.add_summary(_text(SYSTEM_TAG, _table(event.values)), 0, event.time)
+        elif isinstance(event, ArtifactSaved):
+            tag = ARTIFACT_PREFIX + event.name
+            writer.add_summary(_text(tag, _artifact(event)), event.step, event.time)
+        elif isinstance(event, RunFinished):
+            status = event.status + (f": {event.error}" if event.error else "")
+            writer.add_summary(_text(STATUS_TAG, status), 0, event.time)
+            if self._session_started and event.status in _STATUS:
+                writer.add_summary(_session_end(event.status, event.time), 0, event.time)
+
+    async def close(self, timeout: float) -> None:
+        # Abandoned on cancel: a flush stuck on a hung disk cannot hold the bus's close.
+        with anyio.move_on_after(timeout):
+            await anyio.to_thread.run_sync(self._close, abandon_on_cancel=True)
+
+    def _close(self) -> None:
+        with self._lock:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
+
+
+class _TensorBoard:
+    """What the sink uses from torch and TensorBoard.
+
+    Imported on first open, in a worker thread: ``torch.utils.tensorboard``
+    takes seconds to import, and main.py imports this module on every start.
+    """
+
+    def __init__(self) -> None:
+        from tensorboard.compat.proto import (  # type: ignore[import-untyped]
+            summary_pb2,
+            tensor_pb2,
+            types_pb2,
+        )
+        from tensorboard.plugins.hparams import (  # type: ignore[import-untyped]
+            api_pb2,
+            plugin_data_pb2,
+        )
+        from tensorboard.plugins.hparams import (
+            metadata as hparams_metadata,
+        )
+        from tensorboard.plugins.text import (  # type: ignore[import-untyped]
+            metadata as text_metadata,
+        )
+        from torch.utils.tensorboard.writer import FileWriter
+
+        self.FileWriter = FileWriter
+        self.Summary: Any = summary_pb2.Summary
+        self.TensorProto: Any = tensor_pb2.TensorProto
+        self.DT_STRING: Any = types_pb2.DT_STRING
+        self.Status: Any = api_pb2.Status
+        self.plugin_data: Any = plugin_data_pb2
+        self.hparams: Any = hparams_metadata
+        self.text_metadata: Any = text_metadata.create_summary_metadata("", "")
+
+
+@functools.cache
+def _tensorboard() -> _TensorBoard:
+    return _TensorBoard()
+
+
+def _scalars(values: Mapping[str, Scalar]) -> Any:
+    """One ``Summary`` holding every scalar of an event."""
+    value = _tensorboard().Summary.Value
+    return _tensorboard().Summary(
+        value=[value(tag=key, simple_value=float(v)) for key, v in values.items()]
+    )
+
+
+def _text(tag: str, markdown: str) -> Any:
+    """A text-plugin ``Summary``: one markdown string under ``tag``."""
+    tb = _tensorboard()
+    tensor = tb.TensorProto(dtype=tb.DT_STRING, string_val=[markdown.encode("utf-8")])
+    return tb.Summary(value=[tb.Summary.Value(tag=tag, metadata=tb.text_metadata, tensor=tensor)])
+
+
+_STATUS = {"finished": "STATUS_SUCCESS", "failed": "STATUS_FAILURE"}
+"""Session end status of each run status; an interrupted run may be resumed, so it gets none."""
+
+
+def _session_start(values: Mapping[str, Param], start_time: float) -> Any:
+    """The hparams plugin's session start info: the run's hyperparameter values."""
+    tb = _tensorboard()
+    info = tb.plugin_data.SessionStartInfo(start_time_secs=start_time)
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):  # before int: a bool is an int
+            info.hparams[key].bool_value = value
+        elif isinstance(value, (int, float)) and math.isfinite(value):
+            info.hparams[key].number_value = float(value)
+        else:  # strings, and NaN or infinity, which the plugin's JSON cannot carry
+            info.hparams[key].string_value = str(value)
+    data = tb.plugin_data.HParamsPluginData(session_start_info=info)
+    return _hparams_summary(tb.hparams.SESSION_START_INFO_TAG, data)
+
+
+def _session_end(status: str, end_time: float) -> Any:
+    """The hparams plugin's session end info: how the run ended."""
+    tb = _tensorboard()
+    info = tb.plugin_data.SessionEndInfo(
+        status=tb.Status.Value(_STATUS[status]), end_time_secs=end_time
+    )
+    data = tb.plugin_data.HParamsPluginData(session_end_info=info)
+    return _hparams_summary(tb.hparams.SESSION_END_INFO_TAG, data)
+
+
+def _hparams_summary(tag: str, data: Any) -> Any:
+    tb = _tensorboard()
+    metadata = tb.hparams.create_summary_metadata(data)
+    value = tb.Summary.Value(tag=tag, metadata=metadata, tensor=tb.hparams.NULL_TENSOR)
+    return tb.Summary(value=[value])
+
+
+def _notes(event: RunStarted) -> str:
+    rows: dict[str, Param] = {"name": event.name, "project": event.project}
+    if event.group:
+        rows["group"] = event.group
+    if event.tags:
+        rows["tags"] = ", ".join(event.tags)
+    if event.resumed:
+        rows["resumed"] = True
+    table = _table(rows)
+    return f"{table}\n\n{event.notes}" if event.notes else table
+
+
+def _artifact(event: ArtifactSaved) -> str:
+    rows: dict[str, Param] = {"path": event.path, "kind": event.kind, event.axis: event.step}
+    return _table({**rows, **event.metadata})
+
+
+def _table(rows: Mapping[str, Param]) -> str:
+    """A two-column markdown table."""
+    lines = ["| key | value |", "| --- | --- |"]
+    lines += [f"| {_cell(key)} | {_cell(value)} |" for key, value in rows.items()]
+    return "\n".join(lines)
+
+
+def _cell(value: Param | str) -> str:
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+OPTIONS = TensorBoardOptions
+
+
+def build(context: SinkContext, options: TensorBoardOptions) -> TensorBoardSink:
+    """Event files in ``<run folder>/<tensorboard.subdir>``."""
+    return TensorBoardSink(context.run_dir / options.subdir, options)
