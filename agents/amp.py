@@ -1,0 +1,996 @@
+"""Adversarial Motion Priors (AMP) on the planar character simulator ``sims.motion``.
+
+The policy
+    A Gaussian PPO actor-critic (two separate tanh MLPs, state-independent log std, no tanh
+    squashing of actions): the environment clips actions to ``[-1, 1]`` and, as in AMP /
+    rl_games, a *bounds loss* pulls action means that leave ``[-1, 1]`` back inside. Policy
+    observations are normalised by running statistics (``normalize_obs``). GAE advantages
+    (truncated episodes bootstrap from the value of their terminal observation), a clipped
+    surrogate, a clipped value loss, an entropy bonus, per-minibatch advantage normalisation,
+    gradient clipping, and an optional KL-adaptive learning rate (rl_games' ``adaptive``
+    schedule) or linear decay.
+
+The motion prior
+    A discriminator (MLP on AMP transitions ``(n, 28)``: two consecutive heading-local frames,
+    ``info["amp_obs"]``) is trained with the least-squares GAN loss of AMP, reference
+    transitions from :func:`sims.motion.make_reference_clips` towards ``+1`` and the agent's
+    towards ``-1``, plus a gradient penalty on the reference samples, an L2 penalty on its
+    output layer (``disc_logit_reg``) and weight decay. Its inputs are standardised with
+    fixed statistics of the reference data. The style reward of a transition is
+    ``max(0, 1 - 0.25 (d - 1)^2)``; the policy's reward is
+    ``task_reward_weight * task + style_reward_weight * style``.
+
+Telemetry (all through the bus, axis ``epoch``, step = epoch index, continuing on resume)
+    Hyperparameters and system info once; per epoch ONE ``Metrics`` event with the AMP /
+    rl_games names (:data:`EPOCH_KEYS`); every ``eval_frequency`` epochs and at the end of
+    ``train`` an ``Evaluation`` of the deterministic policy (action means) with
+    :func:`sims.motion.evaluate`, keys ``eval/<experiment>/...`` (:data:`EVAL_KEYS`); a
+    checkpoint every ``save_freq`` epochs and at the end of ``train`` (``ArtifactSaved``
+    named ``amp-<epochs done>``, metadata ``epoch``, ``frames``, ``reward``).
+
+``rewards/mean`` and ``episode_lengths/mean`` are, as rl_games' ``rewards/step`` and
+``episode_lengths/step``, the mean task return and length of the last ``games_to_track``
+finished episodes (NaN until one has finished).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import anyio.lowlevel
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from agents.base import TrainResult, publish_start
+from sims.motion import (
+    ACTION_DIM,
+    AMP_TRANSITION_DIM,
+    OBS_DIM,
+    MotionClip,
+    MotionConfig,
+    MotionEnv,
+    evaluate,
+    make_reference_clips,
+    sample_reference_transitions,
+)
+from telemetry.bus import Bus
+from telemetry.errors import ConfigError
+from telemetry.events import ArtifactSaved, Evaluation
+
+AXIS = "epoch"
+"""The step axis of every per-epoch event."""
+
+EPOCH_KEYS = (
+    "performance/total_fps",
+    "performance/step_fps",
+    "performance/update_time",
+    "performance/play_time",
+    "losses/a_loss",
+    "losses/c_loss",
+    "losses/disc_loss",
+    "losses/bounds_loss",
+    "losses/entropy",
+    "info/epochs",
+    "info/last_lr",
+    "info/lr_mul",
+    "info/clip_frac",
+    "info/kl",
+    "info/disc_agent_acc",
+    "info/disc_demo_acc",
+    "info/disc_agent_logit",
+    "info/disc_demo_logit",
+    "info/disc_grad_penalty",
+    "info/disc_reward_mean",
+    "info/disc_reward_std",
+    "rewards/mean",
+    "episode_lengths/mean",
+)
+"""The AMP / rl_games metric names published on every epoch (a few extra ones follow them)."""
+
+EXTRA_KEYS = (
+    "info/frames",
+    "info/std",
+    "info/explained_variance",
+    "rewards/task_mean",
+    "rewards/style_mean",
+    "rewards/total_mean",
+    "rewards/episodes",
+    "episode_lengths/fall_rate",
+)
+"""Further per-epoch metrics: frames so far, policy std, per-step rewards, finished episodes."""
+
+EVAL_KEYS = ("success_rate", "success_precision", "num_trials", "success_trials", "fail_trials")
+"""The evaluation results published, each as ``eval/<experiment>/<key>``."""
+
+EVAL_EXTRA_KEYS = ("mean_episode_return", "mean_episode_length", "fall_trials")
+"""Further evaluation results published, each as ``eval/<experiment>/<key>``."""
+
+LR_SCHEDULES = ("adaptive", "linear", "constant")
+"""Allowed values of ``lr_schedule``."""
+
+_CHECKPOINT = re.compile(r"^amp-(\d+)\.pt$")
+_OBS_CLIP = 5.0
+_AMP_CLIP = 10.0
+
+
+@dataclass
+class AMPConfig:
+    """Hyperparameters of the AMP trainer (PPO policy, discriminator, schedule, telemetry)."""
+
+    num_envs: int = 256
+    """Characters simulated in parallel (>= 1)."""
+    horizon: int = 32
+    """Steps per env in each epoch's rollout (>= 1)."""
+    max_episode_steps: int = 200
+    """Episode length before truncation, in steps (>= 1)."""
+    lr: float = 1e-3
+    """Initial Adam learning rate of the actor-critic (> 0)."""
+    disc_lr: float = 5e-4
+    """Adam learning rate of the discriminator (> 0)."""
+    gamma: float = 0.97
+    """Discount factor (in (0, 1])."""
+    gae_lambda: float = 0.95
+    """GAE lambda (in [0, 1])."""
+    clip_coef: float = 0.2
+    """PPO surrogate (and, with clip_value, value) clipping coefficient (> 0)."""
+    clip_value: bool = False
+    """Clip the value loss around the rollout's values by clip_coef (rl_games' clip_value)."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient (>= 0)."""
+    vf_coef: float = 2.0
+    """Critic loss coefficient (rl_games' critic_coef; the loss is 0.5 * coef * c_loss) (>= 0)."""
+    bounds_loss_coef: float = 10.0
+    """Coefficient of the loss on action means outside [-1, 1] (>= 0)."""
+    max_grad_norm: float = 1.0
+    """Gradient norm clip, applied to actor and critic separately (> 0)."""
+    mini_epochs: int = 4
+    """Passes over each rollout per epoch (>= 1)."""
+    minibatch_size: int = 512
+    """Transitions per gradient step (>= 1)."""
+    hidden_size: int = 128
+    """Width of the two hidden layers of actor, critic and discriminator (>= 1)."""
+    init_log_std: float = -0.7
+    """Initial log standard deviation of the Gaussian policy (in [-5, 2])."""
+    learn_std: bool = True
+    """Learn the state-independent log std (False keeps it fixed, as AMP's fixed sigma)."""
+    normalize_obs: bool = True
+    """Standardise policy observations with running statistics."""
+    task_reward_weight: float = 0.5
+    """Weight of the simulator's task reward in the policy's reward (>= 0)."""
+    style_reward_weight: float = 0.5
+    """Weight of the discriminator's style reward in the policy's reward (>= 0)."""
+    disc_grad_penalty: float = 5.0
+    """Coefficient of the gradient penalty on reference samples (>= 0)."""
+    disc_logit_reg: float = 0.05
+    """L2 penalty on the discriminator's output-layer weights (>= 0)."""
+    disc_weight_decay: float = 1e-4
+    """L2 penalty on all other discriminator weights (>= 0)."""
+    num_clips: int = 8
+    """Reference clips generated for the discriminator's real data (>= 1)."""
+    clip_frames: int = 120
+    """Frames per reference clip (>= 2)."""
+    clip_seed: int = 0
+    """Seed of the reference clips (>= 0), independent of the run's seed."""
+    lr_schedule: str = "adaptive"
+    """Learning-rate schedule: adaptive (KL-driven, rl_games), linear or constant."""
+    kl_threshold: float = 0.02
+    """Target KL of the adaptive schedule: lr / 1.5 above 2x, lr * 1.5 below 0.5x (> 0)."""
+    min_lr: float = 1e-6
+    """Lower bound of the adaptive and linear schedules (> 0, <= lr)."""
+    max_lr: float = 1e-2
+    """Upper bound of the adaptive schedule (>= lr)."""
+    lr_schedule_epochs: int = 100
+    """Epochs over which the linear schedule decays lr to min_lr (>= 1)."""
+    games_to_track: int = 100
+    """Finished episodes averaged in rewards/mean and episode_lengths/mean (>= 1)."""
+    eval_frequency: int = 10
+    """Evaluate the deterministic policy every this many epochs (0: only at the end)."""
+    eval_trials: int = 32
+    """Episodes (one per env) per evaluation (>= 1)."""
+    eval_seed: int = 1_000_003
+    """Simulator seed of every evaluation (>= 0): the same trials each time."""
+    experiment: str = "track"
+    """Name of the evaluation, used in its metric keys eval/<experiment>/..."""
+    save_freq: int = 10
+    """Save a checkpoint every this many epochs (0: only at the end of train)."""
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first field whose value is not allowed."""
+        positive_int = "an integer >= 1"
+        for name in (
+            "num_envs",
+            "horizon",
+            "max_episode_steps",
+            "mini_epochs",
+            "minibatch_size",
+            "hidden_size",
+            "num_clips",
+            "lr_schedule_epochs",
+            "games_to_track",
+            "eval_trials",
+        ):
+            _check(self, name, positive_int, lambda v: v >= 1, integer=True)
+        _check(self, "clip_frames", "an integer >= 2", lambda v: v >= 2, integer=True)
+        for name in ("clip_seed", "eval_seed", "eval_frequency", "save_freq"):
+            _check(self, name, "an integer >= 0", lambda v: v >= 0, integer=True)
+        for name in ("lr", "disc_lr", "clip_coef", "max_grad_norm", "kl_threshold", "min_lr"):
+            _check(self, name, "> 0", lambda v: v > 0)
+        for name in (
+            "ent_coef",
+            "vf_coef",
+            "bounds_loss_coef",
+            "task_reward_weight",
+            "style_reward_weight",
+            "disc_grad_penalty",
+            "disc_logit_reg",
+            "disc_weight_decay",
+        ):
+            _check(self, name, ">= 0", lambda v: v >= 0)
+        _check(self, "gamma", "in (0, 1]", lambda v: 0 < v <= 1)
+        _check(self, "gae_lambda", "in [0, 1]", lambda v: 0 <= v <= 1)
+        _check(self, "init_log_std", "in [-5, 2]", lambda v: -5 <= v <= 2)
+        _check(self, "min_lr", f"<= lr ({self.lr!r})", lambda v: v <= self.lr)
+        _check(self, "max_lr", f">= lr ({self.lr!r})", lambda v: v >= self.lr)
+        for name in ("clip_value", "learn_std", "normalize_obs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"amp.{name} must be a bool, got {getattr(self, name)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"amp.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                f"got {self.lr_schedule!r}"
+            )
+        name_ok = isinstance(self.experiment, str) and re.fullmatch(
+            r"[\w.-]+", self.experiment, re.ASCII
+        )
+        if not name_ok:
+            raise ConfigError(
+                "amp.experiment must be a non-empty name of letters, digits, '_', '.' or '-', "
+                f"got {self.experiment!r}"
+            )
+        if self.task_reward_weight + self.style_reward_weight <= 0:
+            raise ConfigError(
+                "amp.style_reward_weight must be > 0 when task_reward_weight is 0, "
+                f"got {self.style_reward_weight!r}"
+            )
+
+    def motion_config(self) -> MotionConfig:
+        """The simulator's configuration for this run's training envs."""
+        return MotionConfig(num_envs=self.num_envs, max_episode_steps=self.max_episode_steps)
+
+
+CONFIG = AMPConfig
+"""The config dataclass of this trainer (``amp.<field>=value`` on the command line)."""
+
+
+def _check(config: AMPConfig, name: str, allowed: str, ok: Any, *, integer: bool = False) -> None:
+    """Raise ``ConfigError`` unless field ``name`` is a number (an int if ``integer``) and ok."""
+    value = getattr(config, name)
+    is_number = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not is_number or not math.isfinite(float(value)) or not ok(value):
+        raise ConfigError(f"amp.{name} must be {allowed}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _layer(n_in: int, n_out: int, std: float = math.sqrt(2.0)) -> nn.Linear:
+    """A linear layer with orthogonal weights and zero bias (CleanRL's ``layer_init``)."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    """Separate tanh MLPs for the Gaussian policy's mean and the state value; a free log std."""
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, hidden: int, init_log_std: float, learn_std: bool
+    ) -> None:
+        super().__init__()
+        self.actor = nn.Sequential(
+            _layer(obs_dim, hidden),
+            nn.Tanh(),
+            _layer(hidden, hidden),
+            nn.Tanh(),
+            _layer(hidden, action_dim, std=0.01),
+        )
+        self.critic = nn.Sequential(
+            _layer(obs_dim, hidden),
+            nn.Tanh(),
+            _layer(hidden, hidden),
+            nn.Tanh(),
+            _layer(hidden, 1, std=1.0),
+        )
+        self.log_std = nn.Parameter(
+            torch.full((action_dim,), float(init_log_std)), requires_grad=learn_std
+        )
+
+    def mean(self, obs: torch.Tensor) -> torch.Tensor:
+        """Action means, shape (n, action_dim); not squashed."""
+        out: torch.Tensor = self.actor(obs)
+        return out
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """State values, shape (n,)."""
+        out: torch.Tensor = self.critic(obs).squeeze(-1)
+        return out
+
+    def log_prob(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Log-density of ``actions`` under N(mean, exp(log_std)^2), summed over dims, (n,)."""
+        log_std = self.log_std.expand_as(mean)
+        z = (actions - mean) * torch.exp(-log_std)
+        out = (-0.5 * z * z - log_std - 0.5 * math.log(2.0 * math.pi)).sum(-1)
+        return out
+
+    def entropy(self) -> torch.Tensor:
+        """Entropy of the (state-independent) Gaussian, a scalar."""
+        return (self.log_std + 0.5 * (1.0 + math.log(2.0 * math.pi))).sum()
+
+
+class Discriminator(nn.Module):
+    """MLP on (standardised) AMP transitions; one logit per transition."""
+
+    def __init__(self, input_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(
+            _layer(input_dim, hidden),
+            nn.ReLU(),
+            _layer(hidden, hidden),
+            nn.ReLU(),
+        )
+        self.logit = _layer(hidden, 1, std=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Discriminator outputs, shape (n,)."""
+        out: torch.Tensor = self.logit(self.trunk(x)).squeeze(-1)
+        return out
+
+
+class RunningMeanStd:
+    """Running mean and variance of observations (parallel-variance update, float64)."""
+
+    def __init__(self, dim: int) -> None:
+        self.mean = np.zeros(dim, dtype=np.float64)
+        self.var = np.ones(dim, dtype=np.float64)
+        self.count = 1e-4
+
+    def update(self, x: NDArray[Any]) -> None:
+        """Fold a batch ``(n, dim)`` into the statistics."""
+        batch = np.asarray(x, dtype=np.float64)
+        n = batch.shape[0]
+        if n == 0:
+            return
+        b_mean = batch.mean(axis=0)
+        b_var = batch.var(axis=0)
+        delta = b_mean - self.mean
+        total = self.count + n
+        self.mean = self.mean + delta * (n / total)
+        m2 = self.var * self.count + b_var * n + delta * delta * (self.count * n / total)
+        self.var = m2 / total
+        self.count = total
+
+    def normalize(self, x: NDArray[Any]) -> NDArray[np.float32]:
+        """Standardise and clip to ``[-5, 5]``."""
+        out = (np.asarray(x, dtype=np.float64) - self.mean) / np.sqrt(self.var + 1e-8)
+        return np.clip(out, -_OBS_CLIP, _OBS_CLIP).astype(np.float32)
+
+    def state(self) -> dict[str, Any]:
+        """The statistics, for a checkpoint."""
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Restore what ``state`` returned."""
+        self.mean = np.asarray(state["mean"], dtype=np.float64)
+        self.var = np.asarray(state["var"], dtype=np.float64)
+        self.count = float(state["count"])
+
+
+def style_reward(logits: torch.Tensor) -> torch.Tensor:
+    """AMP's least-squares style reward ``max(0, 1 - 0.25 (d - 1)^2)``."""
+    return torch.clamp(1.0 - 0.25 * (logits - 1.0) ** 2, min=0.0)
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    last_value: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over a (T, n) rollout: ``dones[t]`` cuts the return after step t.
+
+    Returns advantages and returns, each (T, n); the step after the rollout is valued
+    ``last_value`` (n,).
+    """
+    horizon = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(last_value)
+    for t in reversed(range(horizon)):
+        next_value = last_value if t + 1 == horizon else values[t + 1]
+        not_done = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * not_done - values[t]
+        last = delta + gamma * lam * not_done * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+@dataclass
+class _Rollout:
+    """One epoch's transitions, (T, n, ...) tensors, and what playing them measured."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    task_rewards: torch.Tensor
+    bootstrap: torch.Tensor
+    dones: torch.Tensor
+    amp_obs: torch.Tensor
+    last_value: torch.Tensor
+    raw_obs: NDArray[np.float32]
+    play_time: float
+    step_time: float
+
+
+class AMPTrainer:
+    """Plays the motion simulator, learns with PPO and an adversarial motion prior, publishes."""
+
+    def __init__(self, config: AMPConfig, bus: Bus, run_dir: Path, seed: int) -> None:
+        config.validate()
+        self.config = config
+        self.bus = bus
+        self.run_dir = Path(run_dir)
+        self.seed = seed
+        self.sim_config = config.motion_config()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = ActorCritic(
+                OBS_DIM, ACTION_DIM, config.hidden_size, config.init_log_std, config.learn_std
+            )
+            self.disc = Discriminator(AMP_TRANSITION_DIM, config.hidden_size)
+        self.optimizer = torch.optim.Adam(
+            [p for p in self.model.parameters() if p.requires_grad], lr=config.lr, eps=1e-5
+        )
+        self.disc_optimizer = torch.optim.Adam(self.disc.parameters(), lr=config.disc_lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+        self.clips: list[MotionClip] = make_reference_clips(
+            config.clip_seed, config.num_clips, config.clip_frames, config=self.sim_config
+        )
+        ref = sample_reference_transitions(
+            self.clips, 8192, np.random.default_rng(config.clip_seed)
+        ).astype(np.float64)
+        self._amp_mean = torch.as_tensor(ref.mean(axis=0), dtype=torch.float32)
+        self._amp_std = torch.as_tensor(np.maximum(ref.std(axis=0), 1e-3), dtype=torch.float32)
+        self.obs_rms = RunningMeanStd(OBS_DIM)
+        self.env = MotionEnv(self.sim_config)
+        env_seed = int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
+        self.obs: NDArray[np.float32] = self.env.reset(seed=env_seed)[0]
+        self.epoch = 0
+        """Epochs done so far; the next epoch's step number."""
+        self.frames = 0
+        """Environment steps (over all envs) taken so far."""
+        self.lr = config.lr
+        self.episodes_finished = 0
+        """Training episodes finished so far."""
+        self.episode_returns: deque[float] = deque(maxlen=config.games_to_track)
+        self.episode_lengths: deque[float] = deque(maxlen=config.games_to_track)
+        self.episode_falls: deque[float] = deque(maxlen=config.games_to_track)
+        self.best_reward = -math.inf
+        self.best_success = -math.inf
+        self.last_metrics: dict[str, float] = {}
+        self._last_saved = -1
+        self._last_evaluated = -1
+        self._started = False
+        self.resumed_from: Path | None = None
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            self.load(latest)
+            self.resumed_from = latest
+
+    # -- the policy --
+
+    def _normalize(self, obs: NDArray[Any]) -> torch.Tensor:
+        if self.config.normalize_obs:
+            return torch.as_tensor(self.obs_rms.normalize(obs))
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32))
+
+    def _amp_input(self, amp_obs: torch.Tensor) -> torch.Tensor:
+        """Standardise AMP transitions with the reference data's statistics."""
+        return torch.clamp((amp_obs - self._amp_mean) / self._amp_std, -_AMP_CLIP, _AMP_CLIP)
+
+    def act(self, obs: NDArray[Any]) -> NDArray[np.float32]:
+        """Deterministic actions (the policy's means, clipped to [-1, 1]) for ``(n, OBS_DIM)``."""
+        with torch.no_grad():
+            mean = self.model.mean(self._normalize(obs))
+        out: NDArray[np.float32] = torch.clamp(mean, -1.0, 1.0).numpy().astype(np.float32)
+        return out
+
+    def style_rewards(self, amp_obs: NDArray[Any]) -> NDArray[np.float32]:
+        """The discriminator's style reward of each AMP transition ``(n, 28)``."""
+        with torch.no_grad():
+            d = self.disc(self._amp_input(torch.as_tensor(np.asarray(amp_obs, np.float32))))
+        out: NDArray[np.float32] = style_reward(d).numpy()
+        return out
+
+    def evaluate_policy(self, seed: int, n_trials: int) -> dict[str, float | int]:
+        """Run the simulator's ``evaluate`` on the deterministic policy (``n_trials``, seeded)."""
+        torch.set_num_threads(1)
+        return evaluate(self.act, seed, n_trials, self.sim_config)
+
+    # -- one epoch, off the event loop --
+
+    def _play(self) -> _Rollout:
+        """Collect ``horizon`` steps of every env with the stochastic policy."""
+        cfg = self.config
+        horizon, n = cfg.horizon, cfg.num_envs
+        start = time.perf_counter()
+        step_time = 0.0
+        obs_t = torch.zeros((horizon, n, OBS_DIM))
+        actions = torch.zeros((horizon, n, ACTION_DIM))
+        logprobs = torch.zeros((horizon, n))
+        values = torch.zeros((horizon, n))
+        task_rewards = torch.zeros((horizon, n))
+        bootstrap = torch.zeros((horizon, n))
+        dones = torch.zeros((horizon, n))
+        amp_obs = torch.zeros((horizon, n, AMP_TRANSITION_DIM))
+        raw_obs = np.zeros((horizon, n, OBS_DIM), dtype=np.float32)
+        obs = self.obs
+        std = torch.exp(self.model.log_std.detach())
+        for t in range(horizon):
+            raw_obs[t] = obs
+            x = self._normalize(obs)
+            with torch.no_grad():
+                mean = self.model.mean(x)
+                noise = torch.randn(mean.shape, generator=self.generator)
+                action = mean + std * noise
+                logprobs[t] = self.model.log_prob(mean, action)
+                values[t] = self.model.value(x)
+            obs_t[t] = x
+            actions[t] = action
+            tick = time.perf_counter()
+            obs, reward, terminated, truncated, info = self.env.step(action.numpy())
+            step_time += time.perf_counter() - tick
+            task_rewards[t] = torch.as_tensor(reward)
+            amp_obs[t] = torch.as_tensor(info["amp_obs"])
+            done = terminated | truncated
+            dones[t] = torch.as_tensor(done.astype(np.float32))
+            if truncated.any():
+                # A truncated episode is not over for the value: bootstrap from its final obs.
+                rows = np.flatnonzero(truncated)
+                with torch.no_grad():
+                    final_value = self.model.value(self._normalize(info["final_obs"][rows]))
+                bootstrap[t, torch.as_tensor(rows)] = final_value
+            self.episodes_finished += int(done.sum())
+            for i in np.flatnonzero(done):
+                self.episode_returns.append(float(info["episode_return"][i]))
+                self.episode_lengths.append(float(info["episode_length"][i]))
+                self.episode_falls.append(float(terminated[i]))
+        self.obs = obs
+        with torch.no_grad():
+            last_value = self.model.value(self._normalize(obs))
+        return _Rollout(
+            obs=obs_t,
+            actions=actions,
+            logprobs=logprobs,
+            values=values,
+            task_rewards=task_rewards,
+            bootstrap=bootstrap,
+            dones=dones,
+            amp_obs=amp_obs,
+            last_value=last_value,
+            raw_obs=raw_obs,
+            play_time=time.perf_counter() - start,
+            step_time=step_time,
+        )
+
+    def _disc_step(self, agent_amp: torch.Tensor) -> dict[str, float]:
+        """One discriminator step: LSGAN loss, gradient penalty on demo data, regularisers."""
+        cfg = self.config
+        n = agent_amp.shape[0]
+        demo = torch.as_tensor(sample_reference_transitions(self.clips, n, self.rng))
+        demo_x = self._amp_input(demo).requires_grad_(True)
+        agent_x = self._amp_input(agent_amp)
+        d_demo = self.disc(demo_x)
+        d_agent = self.disc(agent_x)
+        loss_demo = ((d_demo - 1.0) ** 2).mean()
+        loss_agent = ((d_agent + 1.0) ** 2).mean()
+        grad = torch.autograd.grad(d_demo.sum(), demo_x, create_graph=True)[0]
+        grad_penalty = (grad * grad).sum(-1).mean()
+        logit_reg = self.disc.logit.weight.pow(2).sum()
+        weight_decay = sum(
+            (m.weight.pow(2).sum() for m in self.disc.trunk if isinstance(m, nn.Linear)),
+            torch.tensor(0.0),
+        )
+        disc_loss = 0.5 * (loss_demo + loss_agent)
+        loss = (
+            disc_loss
+            + cfg.disc_grad_penalty * grad_penalty
+            + cfg.disc_logit_reg * logit_reg
+            + cfg.disc_weight_decay * weight_decay
+        )
+        self.disc_optimizer.zero_grad()
+        torch.autograd.backward(loss)
+        self.disc_optimizer.step()
+        return {
+            "disc_loss": float(disc_loss.detach()),
+            "agent_acc": float((d_agent < 0).float().mean()),
+            "demo_acc": float((d_demo > 0).float().mean()),
+            "agent_logit": float(d_agent.detach().mean()),
+            "demo_logit": float(d_demo.detach().mean()),
+            "grad_penalty": float(grad_penalty.detach()),
+        }
+
+    def _set_lr(self, lr: float) -> None:
+        self.lr = lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _update(self, r: _Rollout) -> dict[str, float]:
+        """PPO on the rollout (style rewards from the current discriminator), then the disc."""
+        cfg = self.config
+        horizon, n_envs = r.task_rewards.shape
+        style = torch.as_tensor(
+            self.style_rewards(r.amp_obs.reshape(-1, AMP_TRANSITION_DIM).numpy())
+        ).reshape(horizon, n_envs)
+        rewards = cfg.task_reward_weight * r.task_rewards + cfg.style_reward_weight * style
+        shaped = rewards + cfg.gamma * r.bootstrap
+        advantages, returns = gae(
+            shaped, r.values, r.dones, r.last_value, cfg.gamma, cfg.gae_lambda
+        )
+        obs = r.obs.reshape(-1, OBS_DIM)
+        actions = r.actions.reshape(-1, ACTION_DIM)
+        old_logp = r.logprobs.reshape(-1)
+        old_values = r.values.reshape(-1)
+        adv_all = advantages.reshape(-1)
+        ret_all = returns.reshape(-1)
+        amp_all = r.amp_obs.reshape(-1, AMP_TRANSITION_DIM)
+        total = obs.shape[0]
+        mb = min(cfg.minibatch_size, total)
+        actor_params = [*self.model.actor.parameters()]
+        if self.model.log_std.requires_grad:
+            actor_params.append(self.model.log_std)
+        critic_params = [*self.model.critic.parameters()]
+        sums: dict[str, list[float]] = {
+            k: [] for k in ("a_loss", "c_loss", "b_loss", "entropy", "kl", "clip_frac")
+        }
+        disc_stats: list[dict[str, float]] = []
+        for _ in range(cfg.mini_epochs):
+            order = torch.randperm(total, generator=self.generator)
+            epoch_kls: list[float] = []
+            for start in range(0, total - mb + 1, mb):
+                idx = order[start : start + mb]
+                mean = self.model.mean(obs[idx])
+                new_logp = self.model.log_prob(mean, actions[idx])
+                entropy = self.model.entropy()
+                log_ratio = new_logp - old_logp[idx]
+                ratio = log_ratio.exp()
+                adv = adv_all[idx]
+                if adv.numel() > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                a_loss = torch.max(
+                    -adv * ratio, -adv * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
+                ).mean()
+                value = self.model.value(obs[idx])
+                c_loss = (value - ret_all[idx]) ** 2
+                if cfg.clip_value:
+                    value_clipped = old_values[idx] + torch.clamp(
+                        value - old_values[idx], -cfg.clip_coef, cfg.clip_coef
+                    )
+                    c_loss = torch.max(c_loss, (value_clipped - ret_all[idx]) ** 2)
+                c_loss = c_loss.mean()
+                b_loss = (
+                    (torch.clamp(mean - 1.0, min=0.0) ** 2 + torch.clamp(mean + 1.0, max=0.0) ** 2)
+                    .sum(-1)
+                    .mean()
+                )
+                loss = (
+                    a_loss
+                    + 0.5 * cfg.vf_coef * c_loss
+                    - cfg.ent_coef * entropy
+                    + cfg.bounds_loss_coef * b_loss
+                )
+                self.optimizer.zero_grad()
+                torch.autograd.backward(loss)
+                nn.utils.clip_grad_norm_(actor_params, cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(critic_params, cfg.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    kl = float(((ratio - 1.0) - log_ratio).mean())
+                    sums["clip_frac"].append(
+                        float(((ratio - 1.0).abs() > cfg.clip_coef).float().mean())
+                    )
+                epoch_kls.append(kl)
+                sums["kl"].append(kl)
+                sums["a_loss"].append(float(a_loss.detach()))
+                sums["c_loss"].append(float(c_loss.detach()))
+                sums["b_loss"].append(float(b_loss.detach()))
+                sums["entropy"].append(float(entropy.detach()))
+                disc_stats.append(self._disc_step(amp_all[idx]))
+            if cfg.lr_schedule == "adaptive" and epoch_kls:
+                kl_mean = float(np.mean(epoch_kls))
+                if kl_mean > 2.0 * cfg.kl_threshold:
+                    self._set_lr(max(self.lr / 1.5, cfg.min_lr))
+                elif kl_mean < 0.5 * cfg.kl_threshold:
+                    self._set_lr(min(self.lr * 1.5, cfg.max_lr))
+        if cfg.lr_schedule == "linear":
+            frac = min((self.epoch + 1) / cfg.lr_schedule_epochs, 1.0)
+            self._set_lr(max(cfg.lr * (1.0 - frac), cfg.min_lr))
+        if cfg.normalize_obs:
+            self.obs_rms.update(r.raw_obs.reshape(-1, OBS_DIM))
+        var = float(ret_all.var()) if total > 1 else 0.0
+        explained = 1.0 - float((ret_all - old_values).var()) / var if var > 0 else 0.0
+        out = {k: float(np.mean(v)) for k, v in sums.items()}
+        out.update({f"disc_{k}": float(np.mean([d[k] for d in disc_stats])) for k in disc_stats[0]})
+        out.update(
+            {
+                "style_mean": float(style.mean()),
+                "style_std": float(style.std()),
+                "task_mean": float(r.task_rewards.mean()),
+                "total_mean": float(rewards.mean()),
+                "explained_variance": explained,
+            }
+        )
+        return out
+
+    def _run_epoch(self) -> dict[str, Any]:
+        """Play one rollout, update policy and discriminator, evaluate and checkpoint when due."""
+        torch.set_num_threads(1)
+        cfg = self.config
+        epoch = self.epoch
+        episodes_seen = self.episodes_finished
+        rollout = self._play()
+        update_start = time.perf_counter()
+        stats = self._update(rollout)
+        update_time = time.perf_counter() - update_start
+        frames = cfg.horizon * cfg.num_envs
+        self.frames += frames
+        self.epoch = epoch + 1
+        reward_mean = float(np.mean(self.episode_returns)) if self.episode_returns else math.nan
+        metrics: dict[str, float] = {
+            "performance/total_fps": frames / max(rollout.play_time + update_time, 1e-9),
+            "performance/step_fps": frames / max(rollout.step_time, 1e-9),
+            "performance/update_time": update_time,
+            "performance/play_time": rollout.play_time,
+            "losses/a_loss": stats["a_loss"],
+            "losses/c_loss": stats["c_loss"],
+            "losses/disc_loss": stats["disc_disc_loss"],
+            "losses/bounds_loss": stats["b_loss"],
+            "losses/entropy": stats["entropy"],
+            "info/epochs": float(self.epoch),
+            "info/last_lr": self.lr,
+            "info/lr_mul": self.lr / cfg.lr,
+            "info/clip_frac": stats["clip_frac"],
+            "info/kl": stats["kl"],
+            "info/disc_agent_acc": stats["disc_agent_acc"],
+            "info/disc_demo_acc": stats["disc_demo_acc"],
+            "info/disc_agent_logit": stats["disc_agent_logit"],
+            "info/disc_demo_logit": stats["disc_demo_logit"],
+            "info/disc_grad_penalty": stats["disc_grad_penalty"],
+            "info/disc_reward_mean": stats["style_mean"],
+            "info/disc_reward_std": stats["style_std"],
+            "rewards/mean": reward_mean,
+            "episode_lengths/mean": (
+                float(np.mean(self.episode_lengths)) if self.episode_lengths else math.nan
+            ),
+            "info/frames": float(self.frames),
+            "info/std": float(torch.exp(self.model.log_std.detach()).mean()),
+            "info/explained_variance": stats["explained_variance"],
+            "rewards/task_mean": stats["task_mean"],
+            "rewards/style_mean": stats["style_mean"],
+            "rewards/total_mean": stats["total_mean"],
+            "rewards/episodes": float(self.episodes_finished - episodes_seen),
+            "episode_lengths/fall_rate": (
+                float(np.mean(self.episode_falls)) if self.episode_falls else math.nan
+            ),
+        }
+        self.last_metrics = metrics
+        if math.isfinite(reward_mean):
+            self.best_reward = max(self.best_reward, reward_mean)
+        record: dict[str, Any] = {"epoch": epoch, "metrics": metrics}
+        if cfg.eval_frequency and self.epoch % cfg.eval_frequency == 0:
+            record["eval"] = self._evaluate()
+        if cfg.save_freq and self.epoch % cfg.save_freq == 0:
+            record["checkpoint"] = self.save()
+        return record
+
+    def _evaluate(self) -> dict[str, float]:
+        """Evaluate the deterministic policy; the ``eval/<experiment>/...`` values."""
+        scores = self.evaluate_policy(self.config.eval_seed, self.config.eval_trials)
+        self._last_evaluated = self.epoch
+        self.best_success = max(self.best_success, float(scores["success_rate"]))
+        prefix = f"eval/{self.config.experiment}/"
+        return {f"{prefix}{k}": float(scores[k]) for k in (*EVAL_KEYS, *EVAL_EXTRA_KEYS)}
+
+    # -- checkpoints --
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where checkpoints go: ``run_dir / "checkpoints"``."""
+        return self.run_dir / "checkpoints"
+
+    def latest_checkpoint(self) -> Path | None:
+        """The checkpoint with the highest epoch number in the run folder, if any."""
+        if not self.checkpoint_dir.is_dir():
+            return None
+        found = [
+            (int(m.group(1)), p)
+            for p in self.checkpoint_dir.iterdir()
+            if (m := _CHECKPOINT.match(p.name))
+        ]
+        return max(found)[1] if found else None
+
+    def save(self) -> Path:
+        """Write a checkpoint of everything needed to continue exactly; returns its path."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        path = self.checkpoint_dir / f"amp-{self.epoch}.pt"
+        state = {
+            "epoch": self.epoch,
+            "frames": self.frames,
+            "episodes_finished": self.episodes_finished,
+            "seed": self.seed,
+            "config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "disc": self.disc.state_dict(),
+            "disc_optimizer": self.disc_optimizer.state_dict(),
+            "lr": self.lr,
+            "obs_rms": self.obs_rms.state(),
+            "generator": self.generator.get_state(),
+            "rng": self.rng.bit_generator.state,
+            "env": self.env,
+            "obs": self.obs,
+            "episode_returns": list(self.episode_returns),
+            "episode_lengths": list(self.episode_lengths),
+            "episode_falls": list(self.episode_falls),
+            "best_reward": self.best_reward,
+            "best_success": self.best_success,
+            "last_metrics": self.last_metrics,
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+        self._last_saved = self.epoch
+        return path
+
+    def load(self, path: Path) -> None:
+        """Restore the state saved by ``save``."""
+        state = torch.load(path, weights_only=False)
+        self.epoch = int(state["epoch"])
+        self.frames = int(state["frames"])
+        self.episodes_finished = int(state["episodes_finished"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.disc.load_state_dict(state["disc"])
+        self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        self._set_lr(float(state["lr"]))
+        self.obs_rms.load(state["obs_rms"])
+        self.generator.set_state(state["generator"])
+        self.rng.bit_generator.state = state["rng"]
+        env = state["env"]
+        if isinstance(env, MotionEnv) and env.num_envs == self.config.num_envs:
+            self.env = env
+            self.obs = np.asarray(state["obs"], dtype=np.float32)
+        self.episode_returns.extend(state["episode_returns"])
+        self.episode_lengths.extend(state["episode_lengths"])
+        self.episode_falls.extend(state["episode_falls"])
+        self.best_reward = float(state["best_reward"])
+        self.best_success = float(state["best_success"])
+        self.last_metrics = dict(state["last_metrics"])
+        self._last_saved = self.epoch
+        self._last_evaluated = self.epoch
+
+    def _publish_checkpoint(self, path: Path, epoch: int, frames: int, reward: float) -> None:
+        # ``Bus.emit(kind, **fields)`` names its event-class parameter ``kind``, which collides
+        # with ``ArtifactSaved.kind``; binding that field first sidesteps the clash.
+        checkpoint_event = cast("type[ArtifactSaved]", partial(ArtifactSaved, kind="checkpoint"))
+        self.bus.emit(
+            checkpoint_event,
+            name=path.stem,
+            path=str(path),
+            step=max(epoch - 1, 0),
+            axis=AXIS,
+            metadata={"epoch": epoch, "frames": frames, "reward": reward},
+        )
+
+    # -- the loop --
+
+    async def train(self, num_episodes: int) -> TrainResult:
+        """Train for ``num_episodes`` more epochs and return final and best metrics."""
+        if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 0:
+            raise ConfigError(f"episodes must be an integer >= 0, got {num_episodes!r}")
+        if not self._started:
+            publish_start(self.bus, self.config)
+            self._started = True
+        for _ in range(num_episodes):
+            record = await anyio.to_thread.run_sync(self._run_epoch)
+            self._publish(record)
+            await anyio.lowlevel.checkpoint()
+        if self.epoch > 0 and self._last_evaluated != self.epoch:
+            values = await anyio.to_thread.run_sync(self._evaluate)
+            self.bus.emit(
+                Evaluation,
+                step=self.epoch - 1,
+                axis=AXIS,
+                name=self.config.experiment,
+                values=values,
+            )
+        if self.epoch > 0 and self._last_saved != self.epoch:
+            path = await anyio.to_thread.run_sync(self.save)
+            self._publish_checkpoint(path, self.epoch, self.frames, self._reward())
+        return self.result()
+
+    def _reward(self) -> float:
+        return float(self.last_metrics.get("rewards/mean", math.nan))
+
+    def _publish(self, record: dict[str, Any]) -> None:
+        epoch = int(record["epoch"])
+        metrics = record["metrics"]
+        self.bus.log(metrics, step=epoch, axis=AXIS)
+        if "eval" in record:
+            self.bus.emit(
+                Evaluation,
+                step=epoch,
+                axis=AXIS,
+                name=self.config.experiment,
+                values=record["eval"],
+            )
+        if "checkpoint" in record:
+            self._publish_checkpoint(
+                record["checkpoint"],
+                epoch + 1,
+                int(metrics["info/frames"]),
+                float(metrics["rewards/mean"]),
+            )
+
+    def result(self) -> TrainResult:
+        """Final (last epoch's) and best metrics so far."""
+        best: dict[str, float] = {}
+        if math.isfinite(self.best_reward):
+            best["rewards/mean"] = self.best_reward
+        if math.isfinite(self.best_success):
+            best[f"eval/{self.config.experiment}/success_rate"] = self.best_success
+        return TrainResult(
+            run_dir=self.run_dir,
+            episodes=self.epoch,
+            final=dict(self.last_metrics),
+            best=best,
+        )
+
+
+def build(config: AMPConfig, bus: Bus, run_dir: Path, seed: int) -> AMPTrainer:
+    """An AMP trainer; resumes from the latest checkpoint in ``run_dir / "checkpoints"``."""
+    return AMPTrainer(config, bus, run_dir, seed)
+
+
+__all__ = [
+    "CONFIG",
+    "EPOCH_KEYS",
+    "EVAL_EXTRA_KEYS",
+    "EVAL_KEYS",
+    "EXTRA_KEYS",
+    "LR_SCHEDULES",
+    "AMPConfig",
+    "AMPTrainer",
+    "ActorCritic",
+    "Discriminator",
+    "RunningMeanStd",
+    "build",
+    "gae",
+    "style_reward",
+]
