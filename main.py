@@ -246,13 +246,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_train_config(path: Path | None, overrides: list[str]) -> RunConfig:
+    """The train config; with ``resume=FOLDER``, the resumed run's saved config is the base."""
+    config = load_config(RunConfig, path, overrides)
+    if not config.resume:
+        return config
+    saved = Path(config.resume) / CONFIG_NAME
+    if not saved.is_file():
+        raise ConfigError(f"resume: {config.resume} is not a run folder (no {CONFIG_NAME} in it)")
+    return load_config(RunConfig, saved, overrides)
+
+
 def cli(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     configure_logging()
     try:
         if args.command == "train":
-            config = load_config(RunConfig, args.config, args.overrides)
+            config = load_train_config(args.config, args.overrides)
             config.validate()
             trainer_module(config.trainer)
             return anyio.run(train, config)
