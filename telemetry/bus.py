@@ -277,6 +277,10 @@ class Bus:
         self._all_done = anyio.Event()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        # The durable log opens first: every other lane may need to read it back.
+        for channel in self.channels:
+            if isinstance(channel.sink, DurableLog):
+                await channel.open()
         self._accepting = True
         self._start(self._pump)
         for channel in self.channels:

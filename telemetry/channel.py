@@ -167,7 +167,8 @@ class Channel:
         if self._pump_state()[0]:
             self._input_ended.set()
         try:
-            await self._open()
+            if not self.opened and not self.isolated:
+                await self.open()
             while not self._gave_up:
                 batch = await self._next_batch()
                 if batch is None:
@@ -178,7 +179,8 @@ class Channel:
             self._receive.close()
             self._close_tail()
 
-    async def _open(self) -> bool:
+    async def open(self) -> bool:
+        """Open the sink; a down sink makes the lane fall behind, any other error isolates it."""
         try:
             with anyio.fail_after(self._open_timeout):
                 await self.sink.open()
@@ -300,7 +302,7 @@ class Channel:
                 return False
             self._closing_attempted = True
         if not self.opened:
-            await self._open()
+            await self.open()
         return not self.isolated
 
     _closing_attempted = False
@@ -313,7 +315,11 @@ class Channel:
 
     def _open_tail(self) -> None:
         assert self._durable is not None
-        self._tail = LogTail(self._durable.path, self._spill_offset)
+        try:
+            self._tail = LogTail(self._durable.path, self._spill_offset)
+        except OSError as exc:
+            self._log_once("durable_log_unreadable", f"cannot read the durable log: {exc}")
+            self._give_up()
 
     async def _read_tail(self) -> Chunk | None:
         """A batch from the log, or None after switching back to the live stream."""

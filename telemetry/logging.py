@@ -30,7 +30,9 @@ def configure_logging(level: int = logging.INFO) -> None:
     """
     pretty = sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if pretty else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if pretty
+        else structlog.processors.JSONRenderer()
     )
     structlog.configure(
         processors=[
