@@ -1,0 +1,771 @@
+"""PPO bidding agent for the ad-auction simulator (GAELP-style performance marketing).
+
+The policy
+    A CleanRL-style actor-critic (two tanh MLPs) picks one of the simulator's bid levels per
+    slot from a categorical distribution; trained with PPO: GAE advantages, a clipped surrogate,
+    a value loss, an entropy bonus, per-minibatch advantage normalisation and gradient clipping.
+    One update follows every ``episodes_per_update`` episodes (days).
+
+The CTR model, and where its data comes from
+    ``AuctionEnv.step`` reports per-slot counts (impressions won, clicks) but not the won
+    impressions' contexts. The agent therefore learns its click model from what it does see: each
+    slot's batch summary (the observation before it bid: segment shares, mean intent, mobile
+    share, hour) and its own bid. That summary is exactly the batch average of the simulator's
+    per-impression ``features(contexts, bids)`` vector, so the model is a logistic regression on
+    ``features`` fitted to the observed clicks as binomial counts (``clicks`` of ``impressions``
+    won in the slot). It never reads the true model's weights. Clicks come only from the won
+    impressions, which skew cheaper (lower intent) than the batch, so the fit is slightly biased;
+    after 30 default days its correlation with the true CTR was 0.94-0.99 over seeds 0-9.
+    Every ``eval_frequency`` episodes
+    it predicts the CTR of each impression of ``make_calibration_data`` and is scored with
+    ``evaluate_predictions`` against the true CTR.
+
+Telemetry (all through the bus)
+    Hyperparameters and system info, and the calibration data's statistics (``calibration/*``,
+    once per trainer, at the step it starts from: 0 for a fresh run); per episode one
+    ``Metrics`` event on axis ``episode`` with ``episode/*`` and, after an update, ``losses/*``;
+    the calibration evaluation (``eval/*``) every ``eval_frequency`` episodes; a checkpoint every
+    ``save_freq`` episodes and at the end of ``train`` (``ArtifactSaved``). Windowed aggregates
+    come from the bus's aggregator, not from here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import anyio.lowlevel
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from agents.base import TrainResult, publish_start
+from sims.auction import (
+    N_SEGMENTS,
+    OBS_FIELDS,
+    OBS_MEAN_INTENT,
+    AuctionConfig,
+    AuctionEnv,
+    CalibrationData,
+    EpisodeAccumulator,
+    ObsArray,
+    evaluate_predictions,
+    make_calibration_data,
+)
+from telemetry.bus import Bus
+from telemetry.errors import ConfigError
+from telemetry.events import ArtifactSaved, Evaluation
+
+AXIS = "episode"
+"""The step axis of every per-episode event."""
+
+EPISODE_KEYS = (
+    "total_reward",
+    "steps",
+    "reward_per_step",
+    "roas",
+    "ctr",
+    "conversion_rate",
+    "total_cost",
+    "total_revenue",
+    "cost_per_conversion",
+    "revenue_per_step",
+    "impressions",
+    "clicks",
+    "conversions",
+)
+"""Metric names published per episode, each under ``episode/``."""
+
+LOSS_KEYS = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_frac",
+    "explained_variance",
+    "ctr_loss",
+)
+"""Metric names published after each update, each under ``losses/``."""
+
+_CHECKPOINT = re.compile(r"^episode_(\d+)\.pt$")
+_OBS_CLIP = 5.0
+
+
+@dataclass
+class PPOConfig:
+    """Hyperparameters of the PPO bidding agent and its CTR model."""
+
+    lr: float = 3e-3
+    """Adam learning rate of the actor-critic (> 0)."""
+    gamma: float = 0.9
+    """Discount factor (in [0, 1]); rewards are mostly immediate profit, so it is short."""
+    gae_lambda: float = 0.5
+    """GAE lambda (in [0, 1]); low, leaning on the critic: slot rewards are very noisy."""
+    clip_coef: float = 0.2
+    """PPO surrogate clipping coefficient (> 0)."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient (>= 0); 0 learned fastest in 30 days (0.01 and 0.03 slower)."""
+    vf_coef: float = 0.5
+    """Value loss coefficient (>= 0)."""
+    update_epochs: int = 8
+    """Passes over each rollout per update (>= 1)."""
+    minibatch_size: int = 48
+    """Transitions per gradient step (>= 1); the default is one day's 48 slots."""
+    hidden_size: int = 64
+    """Width of the two hidden layers of actor and critic (>= 1)."""
+    max_grad_norm: float = 0.5
+    """Global gradient norm clip (> 0)."""
+    norm_obs: bool = True
+    """Standardise observations with running mean and variance (clipped to +-5)."""
+    episodes_per_update: int = 1
+    """Episodes (days) collected per PPO update (>= 1)."""
+    eval_frequency: int = 5
+    """Evaluate the CTR model on the calibration data every this many episodes (0: never)."""
+    save_freq: int = 10
+    """Save a checkpoint every this many episodes (0: only at the end of train)."""
+    ctr_lr: float = 0.05
+    """Adam learning rate of the CTR logistic regression (> 0)."""
+    ctr_steps: int = 20
+    """Full-batch gradient steps on the CTR model per update (>= 0; 0 freezes it)."""
+    ctr_buffer_size: int = 4800
+    """Most recent slots kept to fit the CTR model (>= 1)."""
+    ctr_l2: float = 1e-4
+    """L2 penalty on the CTR model's weights (>= 0)."""
+    calibration_size: int = 2000
+    """Impressions in the calibration data set (>= 1)."""
+    calibration_seed: int = 12345
+    """Seed of the calibration data set (>= 0), independent of the run's seed."""
+    steps_per_episode: int = 48
+    """Slots per simulated day (>= 1)."""
+    impressions_per_step: int = 100
+    """Impression opportunities per slot (>= 1)."""
+    daily_budget: float = 600.0
+    """Daily budget of the simulated advertiser (> 0)."""
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first field whose value is not allowed."""
+        _check(self, "lr", "> 0", lambda v: v > 0)
+        _check(self, "gamma", "in [0, 1]", lambda v: 0 <= v <= 1)
+        _check(self, "gae_lambda", "in [0, 1]", lambda v: 0 <= v <= 1)
+        _check(self, "clip_coef", "> 0", lambda v: v > 0)
+        _check(self, "ent_coef", ">= 0", lambda v: v >= 0)
+        _check(self, "vf_coef", ">= 0", lambda v: v >= 0)
+        _check(self, "update_epochs", "an integer >= 1", lambda v: v >= 1, integer=True)
+        _check(self, "minibatch_size", "an integer >= 1", lambda v: v >= 1, integer=True)
+        _check(self, "hidden_size", "an integer >= 1", lambda v: v >= 1, integer=True)
+        _check(self, "max_grad_norm", "> 0", lambda v: v > 0)
+        if not isinstance(self.norm_obs, bool):
+            raise ConfigError(f"ppo.norm_obs must be true or false, got {self.norm_obs!r}")
+        _check(self, "episodes_per_update", "an integer >= 1", lambda v: v >= 1, integer=True)
+        _check(self, "eval_frequency", "an integer >= 0", lambda v: v >= 0, integer=True)
+        _check(self, "save_freq", "an integer >= 0", lambda v: v >= 0, integer=True)
+        _check(self, "ctr_lr", "> 0", lambda v: v > 0)
+        _check(self, "ctr_steps", "an integer >= 0", lambda v: v >= 0, integer=True)
+        _check(self, "ctr_buffer_size", "an integer >= 1", lambda v: v >= 1, integer=True)
+        _check(self, "ctr_l2", ">= 0", lambda v: v >= 0)
+        _check(self, "calibration_size", "an integer >= 1", lambda v: v >= 1, integer=True)
+        _check(self, "calibration_seed", "an integer >= 0", lambda v: v >= 0, integer=True)
+        _check(self, "steps_per_episode", "an integer >= 1", lambda v: v >= 1, integer=True)
+        _check(self, "impressions_per_step", "an integer >= 1", lambda v: v >= 1, integer=True)
+        _check(self, "daily_budget", "> 0", lambda v: v > 0)
+
+    def auction_config(self) -> AuctionConfig:
+        """The simulator's configuration for this run."""
+        return AuctionConfig(
+            steps_per_episode=self.steps_per_episode,
+            impressions_per_step=self.impressions_per_step,
+            daily_budget=self.daily_budget,
+        )
+
+
+CONFIG = PPOConfig
+"""The config dataclass of this trainer (``ppo.<field>=value`` on the command line)."""
+
+
+def _check(
+    config: PPOConfig,
+    name: str,
+    allowed: str,
+    ok: Callable[[float], bool],
+    *,
+    integer: bool = False,
+) -> None:
+    """Raise ``ConfigError`` unless field ``name`` is a number (an int if ``integer``) and ok."""
+    value = getattr(config, name)
+    is_number = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not is_number or not math.isfinite(float(value)) or not ok(value):
+        raise ConfigError(f"ppo.{name} must be {allowed}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _layer(n_in: int, n_out: int, std: float = math.sqrt(2.0)) -> nn.Linear:
+    """A linear layer with orthogonal weights and zero bias (CleanRL's ``layer_init``)."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    """Separate tanh MLPs for the bid-level logits and the state value."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int) -> None:
+        super().__init__()
+        self.critic = nn.Sequential(
+            _layer(obs_dim, hidden),
+            nn.Tanh(),
+            _layer(hidden, hidden),
+            nn.Tanh(),
+            _layer(hidden, 1, std=1.0),
+        )
+        self.actor = nn.Sequential(
+            _layer(obs_dim, hidden),
+            nn.Tanh(),
+            _layer(hidden, hidden),
+            nn.Tanh(),
+            _layer(hidden, n_actions, std=0.01),
+        )
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """State values, shape (n,)."""
+        out: torch.Tensor = self.critic(obs).squeeze(-1)
+        return out
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """Unnormalised log-probabilities of the bid levels, shape (n, n_actions)."""
+        out: torch.Tensor = self.actor(obs)
+        return out
+
+
+class CTRModel(nn.Module):
+    """Logistic regression on the simulator's click features (``FEATURE_FIELDS``)."""
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_features, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.constant_(self.linear.bias, -2.0)  # a CTR near 12%: a neutral prior
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Click logits, shape (n,)."""
+        out: torch.Tensor = self.linear(feats).squeeze(-1)
+        return out
+
+
+class RunningMeanStd:
+    """Running mean and variance of observations (parallel Welford, as in gymnasium)."""
+
+    def __init__(self, dim: int) -> None:
+        self.mean = np.zeros(dim, dtype=np.float64)
+        self.var = np.ones(dim, dtype=np.float64)
+        self.count = 1e-4
+
+    def update(self, x: NDArray[np.floating[Any]]) -> None:
+        """Fold one observation in."""
+        delta = np.asarray(x, dtype=np.float64) - self.mean
+        total = self.count + 1.0
+        self.mean = self.mean + delta / total
+        self.var = (self.var * self.count + delta * delta * self.count / total) / total
+        self.count = total
+
+    def normalise(self, x: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
+        """``x`` standardised and clipped to +-5."""
+        z = (np.asarray(x, dtype=np.float64) - self.mean) / np.sqrt(self.var + 1e-8)
+        return np.clip(z, -_OBS_CLIP, _OBS_CLIP).astype(np.float32)
+
+    def state(self) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+        """Mean, variance and count, for a checkpoint."""
+        return self.mean.copy(), self.var.copy(), self.count
+
+    def load(self, state: tuple[NDArray[np.float64], NDArray[np.float64], float]) -> None:
+        """Restore what ``state`` returned."""
+        mean, var, count = state
+        self.mean, self.var, self.count = np.array(mean), np.array(var), float(count)
+
+
+# --------------------------------------------------------------------------- rollouts
+
+
+@dataclass
+class _Rollout:
+    """Transitions of whole episodes, with their GAE advantages and returns."""
+
+    obs: list[torch.Tensor]
+    actions: list[torch.Tensor]
+    logprobs: list[torch.Tensor]
+    advantages: list[torch.Tensor]
+    returns: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+
+def _empty_rollout() -> _Rollout:
+    return _Rollout([], [], [], [], [], [])
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE advantages and returns of one terminated episode (no bootstrap after the last step)."""
+    n = rewards.shape[0]
+    advantages = torch.zeros(n)
+    last = 0.0
+    for t in reversed(range(n)):
+        next_value = values[t + 1] if t + 1 < n else 0.0
+        delta = rewards[t] + gamma * next_value - values[t]
+        last = float(delta + gamma * lam * last)
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+class PPOTrainer:
+    """Plays days of the auction simulator, learns to bid with PPO, and publishes telemetry."""
+
+    def __init__(self, config: PPOConfig, bus: Bus, run_dir: Path, seed: int) -> None:
+        config.validate()
+        self.config = config
+        self.bus = bus
+        self.run_dir = Path(run_dir)
+        self.seed = seed
+        self.sim_config = config.auction_config()
+        self.env = AuctionEnv(self.sim_config)
+        self.n_actions = self.sim_config.n_bid_levels
+        self._multipliers = self.sim_config.bid_multipliers
+        self._log_segment_bid = np.log(
+            self.sim_config.base_bid * np.asarray(self.sim_config.segment_base_value)
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = ActorCritic(len(OBS_FIELDS), self.n_actions, config.hidden_size)
+            self.ctr_model = CTRModel(N_SEGMENTS + 5)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, eps=1e-5)
+        self.ctr_optimizer = torch.optim.Adam(self.ctr_model.parameters(), lr=config.ctr_lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.obs_rms = RunningMeanStd(len(OBS_FIELDS))
+        self.calibration: CalibrationData = make_calibration_data(
+            config.calibration_seed, config.calibration_size, config=self.sim_config
+        )
+        self.episode = 0
+        """Episodes played so far; the next episode's step number."""
+        self.best_reward = -math.inf
+        self.best_correlation = -math.inf
+        self.last_metrics: dict[str, float] = {}
+        self._rollout = _empty_rollout()
+        self._pending = 0
+        self._ctr_feats = torch.zeros((0, N_SEGMENTS + 5))
+        self._ctr_clicks = torch.zeros(0)
+        self._ctr_trials = torch.zeros(0)
+        self._started = False
+        self._last_saved = -1
+        self.resumed_from: Path | None = None
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            self.load(latest)
+            self.resumed_from = latest
+
+    # -- the policy --
+
+    def _obs_tensor(self, obs: ObsArray) -> torch.Tensor:
+        """The network's input for one observation (standardised if ``norm_obs``)."""
+        if self.config.norm_obs:
+            return torch.as_tensor(self.obs_rms.normalise(obs))
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32))
+
+    def act(
+        self, obs: ObsArray, *, greedy: bool = False, generator: torch.Generator | None = None
+    ) -> int:
+        """The bid level for one observation: the policy's mode if ``greedy``, else a sample.
+
+        Samples draw from ``generator``, by default the trainer's own (part of its state).
+        """
+        return self._choose(self._obs_tensor(obs), greedy, generator or self.generator)
+
+    def _choose(self, x: torch.Tensor, greedy: bool, generator: torch.Generator) -> int:
+        with torch.no_grad():
+            logits = self.model.logits(x[None])[0]
+            if greedy:
+                return int(torch.argmax(logits))
+            probs = torch.softmax(logits, dim=-1)
+            return int(torch.multinomial(probs, 1, generator=generator))
+
+    def episode_seed(self, episode: int) -> int:
+        """The simulator seed of training episode ``episode`` (same seed, same days)."""
+        return int(np.random.SeedSequence([self.seed, episode]).generate_state(1)[0])
+
+    def evaluate_policy(self, seeds: list[int], *, greedy: bool = True) -> list[float]:
+        """Total reward of one day per seed on a fresh environment, without learning.
+
+        Sampled actions (``greedy=False``) draw from a generator seeded by the first seed, so
+        evaluating never moves the trainer's own random state.
+        """
+        torch.set_num_threads(1)
+        env = AuctionEnv(self.sim_config)
+        gen = torch.Generator().manual_seed(seeds[0] if seeds else 0)
+        rewards = []
+        for s in seeds:
+            obs, _ = env.reset(seed=s)
+            acc = EpisodeAccumulator()
+            done = False
+            while not done:
+                level = self.act(obs, greedy=greedy, generator=gen)
+                obs, reward, terminated, truncated, info = env.step(level)
+                acc.add(reward, info)
+                done = terminated or truncated
+            rewards.append(acc.total_reward)
+        return rewards
+
+    # -- the CTR model --
+
+    def slot_features(self, obs: ObsArray, level: int) -> NDArray[np.float64]:
+        """The batch average of ``features(contexts, bids)`` for a slot bid at ``level``.
+
+        Exact from the observation: segment shares, mobile share, sin/cos of the slot's hour,
+        mean intent, and the mean log bid (log multiplier plus the share-weighted log of each
+        segment's base bid).
+        """
+        shares = np.asarray(obs[:N_SEGMENTS], dtype=np.float64)
+        shares = shares / max(float(shares.sum()), 1e-12)
+        multiplier = max(float(self._multipliers[level]), 1e-3)
+        out = np.empty(N_SEGMENTS + 5, dtype=np.float64)
+        out[:N_SEGMENTS] = shares
+        out[N_SEGMENTS] = obs[5]  # mobile share
+        out[N_SEGMENTS + 1] = obs[6]  # sin(hour)
+        out[N_SEGMENTS + 2] = obs[7]  # cos(hour)
+        out[N_SEGMENTS + 3] = obs[OBS_MEAN_INTENT]
+        out[N_SEGMENTS + 4] = math.log(multiplier) + float(shares @ self._log_segment_bid)
+        return out
+
+    def predict_ctr(self, feats: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Predicted click probability for each row of a ``features`` matrix."""
+        with torch.no_grad():
+            logits = self.ctr_model(torch.as_tensor(feats, dtype=torch.float32))
+            out: NDArray[np.float64] = torch.sigmoid(logits).double().numpy()
+        return out
+
+    def _add_ctr_data(
+        self, feats: list[NDArray[np.float64]], clicks: list[int], won: list[int]
+    ) -> None:
+        """Append the slots that won impressions to the CTR buffer, keeping the newest."""
+        keep = [i for i, n in enumerate(won) if n > 0]
+        if not keep:
+            return
+        cap = self.config.ctr_buffer_size
+        new = torch.as_tensor(np.stack([feats[i] for i in keep]), dtype=torch.float32)
+        self._ctr_feats = torch.cat([self._ctr_feats, new])[-cap:]
+        c = torch.tensor([float(clicks[i]) for i in keep])
+        n = torch.tensor([float(won[i]) for i in keep])
+        self._ctr_clicks = torch.cat([self._ctr_clicks, c])[-cap:]
+        self._ctr_trials = torch.cat([self._ctr_trials, n])[-cap:]
+
+    def _fit_ctr(self) -> float:
+        """Full-batch steps of binomial log-likelihood on the buffer; the last loss per trial."""
+        trials = self._ctr_trials.sum()
+        if self._ctr_feats.shape[0] == 0 or float(trials) == 0.0:
+            return math.nan
+        loss = torch.tensor(math.nan)
+        for _ in range(self.config.ctr_steps):
+            logits = self.ctr_model(self._ctr_feats)
+            # -[c log p + (n - c) log(1 - p)], via log-sigmoid for stability
+            nll = (
+                -(
+                    self._ctr_clicks * nn.functional.logsigmoid(logits)
+                    + (self._ctr_trials - self._ctr_clicks) * nn.functional.logsigmoid(-logits)
+                ).sum()
+                / trials
+            )
+            loss = nll + self.config.ctr_l2 * self.ctr_model.linear.weight.pow(2).sum()
+            self.ctr_optimizer.zero_grad()
+            torch.autograd.backward(loss)
+            self.ctr_optimizer.step()
+        return float(loss.detach())
+
+    def evaluate_ctr(self) -> dict[str, float]:
+        """Score the CTR model on the calibration data against the true CTR."""
+        return evaluate_predictions(self.calibration, self.predict_ctr(self.calibration.features))
+
+    # -- one episode, off the event loop --
+
+    def _play_episode(self) -> dict[str, Any]:
+        """Play one day, update when a rollout is complete, evaluate and checkpoint when due."""
+        torch.set_num_threads(1)
+        cfg = self.config
+        ep = self.episode
+        obs, _ = self.env.reset(seed=self.episode_seed(ep))
+        acc = EpisodeAccumulator()
+        obs_list: list[torch.Tensor] = []
+        actions: list[int] = []
+        rewards: list[float] = []
+        feats: list[NDArray[np.float64]] = []
+        clicks: list[int] = []
+        won: list[int] = []
+        done = False
+        while not done:
+            if cfg.norm_obs:
+                self.obs_rms.update(obs)
+            x = self._obs_tensor(obs)
+            level = self._choose(x, False, self.generator)
+            feats.append(self.slot_features(obs, level))
+            obs, reward, terminated, truncated, info = self.env.step(level)
+            acc.add(reward, info)
+            obs_list.append(x)
+            actions.append(level)
+            rewards.append(float(reward))
+            clicks.append(int(info["clicks"]))
+            won.append(int(info["impressions"]))
+            done = terminated or truncated
+        self._store(obs_list, actions, rewards)
+        self._add_ctr_data(feats, clicks, won)
+        self._pending += 1
+        stats = acc.stats()
+        metrics: dict[str, float] = {f"episode/{k}": float(getattr(stats, k)) for k in EPISODE_KEYS}
+        record: dict[str, Any] = {"episode": ep, "metrics": metrics}
+        if self._pending >= cfg.episodes_per_update:
+            record["losses"] = self._update()
+        self.episode = ep + 1
+        self.last_metrics = metrics
+        self.best_reward = max(self.best_reward, stats.total_reward)
+        if cfg.eval_frequency and self.episode % cfg.eval_frequency == 0:
+            scores = self.evaluate_ctr()
+            self.best_correlation = max(self.best_correlation, scores["correlation"])
+            record["eval"] = {f"eval/{k}": v for k, v in scores.items()}
+        if cfg.save_freq and self.episode % cfg.save_freq == 0:
+            record["checkpoint"] = self.save()
+        return record
+
+    def _store(self, obs: list[torch.Tensor], actions: list[int], rewards: list[float]) -> None:
+        """Add one finished episode to the rollout, with its log-probs, values and GAE."""
+        x = torch.stack(obs)
+        a = torch.tensor(actions)
+        with torch.no_grad():
+            logp = torch.log_softmax(self.model.logits(x), dim=-1).gather(1, a[:, None])[:, 0]
+            values = self.model.value(x)
+        adv, ret = gae(torch.tensor(rewards), values, self.config.gamma, self.config.gae_lambda)
+        r = self._rollout
+        r.obs.append(x)
+        r.actions.append(a)
+        r.logprobs.append(logp)
+        r.advantages.append(adv)
+        r.returns.append(ret)
+        r.values.append(values)
+
+    def _update(self) -> dict[str, float]:
+        """One PPO update on the collected rollout (CleanRL's loop) and the CTR model's fit."""
+        cfg = self.config
+        r = self._rollout
+        obs = torch.cat(r.obs)
+        actions = torch.cat(r.actions)
+        old_logp = torch.cat(r.logprobs)
+        advantages = torch.cat(r.advantages)
+        returns = torch.cat(r.returns)
+        old_values = torch.cat(r.values)
+        n = obs.shape[0]
+        mb = min(cfg.minibatch_size, n)
+        pg_losses: list[float] = []
+        v_losses: list[float] = []
+        entropies: list[float] = []
+        kls: list[float] = []
+        clip_fracs: list[float] = []
+        for _ in range(cfg.update_epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, mb):
+                idx = order[start : start + mb]
+                logits = self.model.logits(obs[idx])
+                log_probs = torch.log_softmax(logits, dim=-1)
+                new_logp = log_probs.gather(1, actions[idx, None])[:, 0]
+                entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+                log_ratio = new_logp - old_logp[idx]
+                ratio = log_ratio.exp()
+                with torch.no_grad():
+                    kls.append(float(((ratio - 1) - log_ratio).mean()))
+                    clip_fracs.append(float(((ratio - 1.0).abs() > cfg.clip_coef).float().mean()))
+                adv = advantages[idx]
+                if adv.numel() > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                pg_loss = torch.max(
+                    -adv * ratio, -adv * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
+                ).mean()
+                v_loss = 0.5 * (self.model.value(obs[idx]) - returns[idx]).pow(2).mean()
+                loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+                self.optimizer.zero_grad()
+                torch.autograd.backward(loss)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                pg_losses.append(float(pg_loss.detach()))
+                v_losses.append(float(v_loss.detach()))
+                entropies.append(float(entropy.detach()))
+        var = float(returns.var()) if n > 1 else 0.0
+        explained = 1.0 - float((returns - old_values).var()) / var if var > 0 else 0.0
+        self._rollout = _empty_rollout()
+        self._pending = 0
+        return {
+            "losses/policy_loss": float(np.mean(pg_losses)),
+            "losses/value_loss": float(np.mean(v_losses)),
+            "losses/entropy": float(np.mean(entropies)),
+            "losses/approx_kl": float(np.mean(kls)),
+            "losses/clip_frac": float(np.mean(clip_fracs)),
+            "losses/explained_variance": explained,
+            "losses/ctr_loss": self._fit_ctr(),
+        }
+
+    # -- checkpoints --
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where checkpoints go: ``run_dir / "checkpoints"``."""
+        return self.run_dir / "checkpoints"
+
+    def latest_checkpoint(self) -> Path | None:
+        """The checkpoint with the highest episode number in the run folder, if any."""
+        if not self.checkpoint_dir.is_dir():
+            return None
+        found = [
+            (int(m.group(1)), p)
+            for p in self.checkpoint_dir.iterdir()
+            if (m := _CHECKPOINT.match(p.name))
+        ]
+        return max(found)[1] if found else None
+
+    def save(self) -> Path:
+        """Write a checkpoint of everything needed to continue exactly; returns its path."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        path = self.checkpoint_dir / f"episode_{self.episode:06d}.pt"
+        r = self._rollout
+        state = {
+            "episode": self.episode,
+            "seed": self.seed,
+            "config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ctr_model": self.ctr_model.state_dict(),
+            "ctr_optimizer": self.ctr_optimizer.state_dict(),
+            "ctr_data": (self._ctr_feats, self._ctr_clicks, self._ctr_trials),
+            "generator": self.generator.get_state(),
+            "obs_rms": tuple(
+                torch.as_tensor(part, dtype=torch.float64) for part in self.obs_rms.state()
+            ),
+            "rollout": (r.obs, r.actions, r.logprobs, r.advantages, r.returns, r.values),
+            "pending": self._pending,
+            "best_reward": self.best_reward,
+            "best_correlation": self.best_correlation,
+            "last_metrics": self.last_metrics,
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+        self._last_saved = self.episode
+        return path
+
+    def load(self, path: Path) -> None:
+        """Restore the state saved by ``save``."""
+        state = torch.load(path, weights_only=True)
+        self.episode = int(state["episode"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ctr_model.load_state_dict(state["ctr_model"])
+        self.ctr_optimizer.load_state_dict(state["ctr_optimizer"])
+        self._ctr_feats, self._ctr_clicks, self._ctr_trials = state["ctr_data"]
+        self.generator.set_state(state["generator"])
+        mean, var, count = state["obs_rms"]
+        self.obs_rms.load((mean.numpy(), var.numpy(), float(count)))
+        self._rollout = _Rollout(*(list(part) for part in state["rollout"]))
+        self._pending = int(state["pending"])
+        self.best_reward = float(state["best_reward"])
+        self.best_correlation = float(state["best_correlation"])
+        self.last_metrics = dict(state["last_metrics"])
+        self._last_saved = self.episode
+
+    def _publish_checkpoint(self, path: Path) -> None:
+        # ``Bus.emit(kind, **fields)`` names its event-class parameter ``kind``, which collides
+        # with ``ArtifactSaved.kind``; binding that field first sidesteps the clash.
+        checkpoint_event = cast("type[ArtifactSaved]", partial(ArtifactSaved, kind="checkpoint"))
+        self.bus.emit(
+            checkpoint_event,
+            name=path.stem,
+            path=str(path),
+            step=max(self.episode - 1, 0),
+            axis=AXIS,
+            metadata={
+                "episode": self.episode,
+                "total_reward": self.last_metrics.get("episode/total_reward", math.nan),
+            },
+        )
+
+    # -- the loop --
+
+    def _publish_start(self) -> None:
+        publish_start(self.bus, self.config)
+        stats = self.calibration.statistics()
+        self.bus.emit(
+            Evaluation,
+            step=self.episode,
+            axis=AXIS,
+            name="calibration_data",
+            values={f"calibration/{k}": v for k, v in stats.items()},
+        )
+
+    async def train(self, num_episodes: int) -> TrainResult:
+        """Train for ``num_episodes`` more episodes (days) and return final and best metrics."""
+        if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 0:
+            raise ConfigError(f"episodes must be an integer >= 0, got {num_episodes!r}")
+        if not self._started:
+            self._publish_start()
+            self._started = True
+        for _ in range(num_episodes):
+            record = await anyio.to_thread.run_sync(self._play_episode)
+            values = dict(record["metrics"])
+            values.update(record.get("losses", {}))
+            self.bus.log(values, step=record["episode"], axis=AXIS)
+            if "eval" in record:
+                self.bus.emit(
+                    Evaluation,
+                    step=record["episode"],
+                    axis=AXIS,
+                    name="calibration",
+                    values=record["eval"],
+                )
+            if "checkpoint" in record:
+                self._publish_checkpoint(record["checkpoint"])
+            await anyio.lowlevel.checkpoint()
+        if self.episode > 0 and self._last_saved != self.episode:
+            self._publish_checkpoint(await anyio.to_thread.run_sync(self.save))
+        return self.result()
+
+    def result(self) -> TrainResult:
+        """Final (last episode's) and best metrics so far."""
+        best: dict[str, float] = {}
+        if math.isfinite(self.best_reward):
+            best["episode/total_reward"] = self.best_reward
+        if math.isfinite(self.best_correlation):
+            best["eval/correlation"] = self.best_correlation
+        return TrainResult(
+            run_dir=self.run_dir,
+            episodes=self.episode,
+            final=dict(self.last_metrics),
+            best=best,
+        )
+
+
+def build(config: PPOConfig, bus: Bus, run_dir: Path, seed: int) -> PPOTrainer:
+    """A PPO trainer; resumes from the latest checkpoint in ``run_dir / "checkpoints"``."""
+    return PPOTrainer(config, bus, run_dir, seed)
+
+
+__all__ = [
+    "CONFIG",
+    "EPISODE_KEYS",
+    "LOSS_KEYS",
+    "ActorCritic",
+    "CTRModel",
+    "PPOConfig",
+    "PPOTrainer",
+    "build",
+    "gae",
+]
