@@ -12,7 +12,10 @@ import anyio
 import structlog
 from omegaconf import OmegaConf
 
-from agents.registry import TRAINERS, trainer_module
+from agents.amp import AMPConfig
+from agents.erl import ERLConfig
+from agents.ppo import PPOConfig
+from agents.registry import DEFAULT_EPISODES, MAIN_AXIS, TRAINERS, trainer_module
 from sinks.console import ConsoleOptions
 from sinks.jsonl import JsonlOptions
 from sinks.memory import MemoryOptions
@@ -71,8 +74,8 @@ class RunConfig(SinkSections):
 
     trainer: str = "ppo"
     """Which trainer runs: erl, ppo or amp."""
-    episodes: int = 30
-    """Episodes (ERL: generations, AMP: epochs) to train for."""
+    episodes: int | None = None
+    """Episodes (ERL: generations, AMP: epochs) to train; default erl 30, ppo 300, amp 30."""
     seed: int = 0
     """Seed of every random number generator of the run."""
     out: str = "runs"
@@ -96,12 +99,23 @@ class RunConfig(SinkSections):
     resume: str | None = None
     """A run folder to continue: same run id, log appended, trainer from its last checkpoint."""
     aggregate: AggregateSection = field(default_factory=AggregateSection)
+    erl: ERLConfig = field(default_factory=ERLConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    amp: AMPConfig = field(default_factory=AMPConfig)
+
+    def resolve(self) -> RunConfig:
+        """Fill the defaults that depend on the trainer (episodes, aggregated axis)."""
+        if self.episodes is None:
+            self.episodes = DEFAULT_EPISODES[self.trainer]
+        if not self.aggregate.axis:
+            self.aggregate.axis = MAIN_AXIS[self.trainer]
+        return self
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first key whose value is not allowed."""
         if self.trainer not in TRAINERS:
             raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)}, got {self.trainer!r}")
-        if self.episodes < 1:
+        if self.episodes is not None and self.episodes < 1:
             raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
         if self.seed < 0:
             raise ConfigError(f"seed must be 0 or more, got {self.seed}")
@@ -111,6 +125,7 @@ class RunConfig(SinkSections):
             raise ConfigError(f"health_interval must be 0 or more, got {self.health_interval}")
         validate_sinks(self, self.sinks)
         self.aggregate.spec()
+        getattr(self, self.trainer).validate()
 
 
 def validate_sinks(config: Any, names: list[str]) -> None:
@@ -141,7 +156,7 @@ def build_sinks(config: Any, names: list[str], context: SinkContext) -> list[tup
 async def train(config: RunConfig) -> int:
     """Run one training job with telemetry; returns the process exit status."""
     module = trainer_module(config.trainer)
-    trainer_config = getattr(config, config.trainer, None) or module.CONFIG()
+    trainer_config = getattr(config, config.trainer)
     if config.resume:
         folder = existing_run_folder(Path(config.resume))
     else:
@@ -170,7 +185,8 @@ async def train(config: RunConfig) -> int:
         first_seq=folder.last_seq,
     ) as bus:
         trainer = module.build(trainer_config, bus, folder.path, config.seed)
-        _, signum = await until_signal(lambda: trainer.train(config.episodes))
+        episodes = config.episodes or DEFAULT_EPISODES[config.trainer]
+        _, signum = await until_signal(lambda: trainer.train(episodes))
         if signum is not None:
             await bus.aclose(status="interrupted")
     _summarise(bus.report, folder)
@@ -265,7 +281,7 @@ def cli(argv: list[str] | None = None) -> int:
         if args.command == "train":
             config = load_train_config(args.config, args.overrides)
             config.validate()
-            trainer_module(config.trainer)
+            config.resolve()
             return anyio.run(train, config)
         replay_config = load_config(ReplayConfig, None, args.overrides)
         replay_config.validate()

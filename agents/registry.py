@@ -14,6 +14,13 @@ The trainers' issue adds the modules; until then ``train`` names the missing one
 """
 
 
+DEFAULT_EPISODES: dict[str, int] = {"erl": 30, "ppo": 300, "amp": 30}
+"""Episodes (ERL generations, AMP epochs) a run trains for unless ``episodes`` says otherwise."""
+
+MAIN_AXIS: dict[str, str] = {"erl": "generation", "ppo": "episode", "amp": "epoch"}
+"""The step axis each trainer counts its episodes on (progress bar, default aggregation)."""
+
+
 def trainer_module(name: str) -> ModuleType:
     """The module of trainer ``name``; raises ``ConfigError`` listing the known names."""
     module_name = TRAINERS.get(name)

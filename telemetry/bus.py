@@ -118,6 +118,8 @@ class Bus:
         self._lock = threading.Lock()
         self._intake: deque[Event] = deque()
         self._seq = first_seq  # a resumed run continues its log's numbering
+        self._first_seq = first_seq
+        self._forwarded = 0
         self._accepting = False
         self._closing = False
         self._pump_done = False
@@ -219,6 +221,7 @@ class Bus:
             if not self._accepting:
                 raise BusClosedError(self._closed_message())
             self._seq = max(self._seq, event.seq)
+            self._forwarded += 1
             self._intake.append(event)
         if self._pump_idle:
             self._wake()
@@ -248,8 +251,8 @@ class Bus:
 
     @property
     def published(self) -> int:
-        """Events stamped so far."""
-        return self._seq
+        """Events this bus has taken in (stamped, or forwarded by a replay)."""
+        return self._seq - self._first_seq if self._stamp else self._forwarded
 
     def _wake(self) -> None:
         self._pump_idle = False
@@ -445,7 +448,7 @@ class Bus:
 
     def health(self) -> dict[str, int]:
         """The pipeline's counters now, keyed as published under ``telemetry/``."""
-        published = self._seq
+        published = self.published
         values = {"telemetry/published": published, "telemetry/intake": len(self._intake)}
         for channel in self.channels:
             c, prefix = channel.counts, f"telemetry/{channel.name}"
@@ -463,7 +466,7 @@ class Bus:
         self._emit_internal(Health, step=self._health_step, values=dict(self.health()))
 
     def _make_report(self, met: bool) -> CloseReport:
-        published = self._seq
+        published = self.published
         durable = next((c.sink for c in self.channels if isinstance(c.sink, DurableLog)), None)
         sinks = []
         for c in self.channels:

@@ -25,8 +25,8 @@ class AggregateSection:
 
     every: int = 10
     """Steps per window; 0 turns aggregation off."""
-    axis: str = "episode"
-    """The step axis whose metrics are aggregated."""
+    axis: str = ""
+    """The step axis whose metrics are aggregated; empty: the trainer's main axis."""
     keys: list[str] = field(default_factory=list)
     """Metric keys to aggregate; empty means every key on the axis."""
 
@@ -34,7 +34,7 @@ class AggregateSection:
         """The bus's view of this section."""
         if self.every < 0:
             raise ConfigError(f"aggregate.every must be 0 (off) or more, got {self.every}")
-        return AggregateSpec(every=self.every, axis=self.axis, keys=tuple(self.keys))
+        return AggregateSpec(every=self.every, axis=self.axis or "episode", keys=tuple(self.keys))
 
 
 def load_config(
