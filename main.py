@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -294,5 +295,18 @@ def cli(argv: list[str] | None = None) -> int:
         return 1
 
 
+def main() -> None:
+    """Console entry point: exit as soon as the run is closed.
+
+    Everything the run wrote is flushed and closed by then; a sink call that
+    missed its deadline may still sit in a worker thread (a wandb ``init`` or
+    ``finish`` against a dead server) and must not keep the process alive.
+    """
+    code = cli()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(cli())
+    main()

@@ -131,6 +131,8 @@ class WandbSink:
         self._start: RunStarted | None = None
         self._params: dict[str, Any] = {}
         self._defined: set[str] = set()
+        self._open_rows: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._reset_service = False
         self._announced = False
 
     # -- the sink protocol --
@@ -149,15 +151,19 @@ class WandbSink:
         if self.run is None:
             await self._call(self._init, self.options.init_timeout, "init")
             fresh = [e for e in fresh if e.seq > self.delivered_seq]
-        if fresh:
-            await self._call(lambda: self._write(fresh), self.options.call_timeout, "log")
+        body = [e for e in fresh if not isinstance(e, RunFinished)]
+        if body:
+            await self._call(lambda: self._write(body), self.options.call_timeout, "log")
+        end = next((e for e in fresh if isinstance(e, RunFinished)), None)
+        if end is not None:
+            await self._call(lambda: self._end(end), self.options.finish_timeout, "finish")
 
     async def close(self, timeout: float) -> None:
         if self.run is None or self.finished:
             return
         limit = max(0.1, min(timeout, self.options.finish_timeout))
         try:
-            await self._call(lambda: self._finish(0), limit, "finish")
+            await self._call(lambda: self._end(None), limit, "finish")
         except SinkUnavailableError as exc:
             log.warning("wandb_finish_incomplete", error=str(exc))
 
@@ -168,33 +174,39 @@ class WandbSink:
             with anyio.fail_after(timeout):
                 return await anyio.to_thread.run_sync(func, abandon_on_cancel=True)
         except TimeoutError:
-            self._drop_run()
+            self._drop_run(after_init=what == "init")
             raise SinkUnavailableError(f"wandb {what} took longer than {timeout:g} s") from None
-        except SinkUnavailableError:
-            self._drop_run()
-            raise
         except Exception as exc:
-            self._drop_run()
+            self._drop_run(after_init=what == "init")
             raise SinkUnavailableError(f"wandb {what} failed: {type(exc).__name__}: {exc}") from exc
 
-    def _drop_run(self) -> None:
-        """Forget a run that failed; the next attempt resumes it with a fresh ``init``."""
+    def _drop_run(self, after_init: bool) -> None:
+        """Forget a run that failed; the next attempt resumes it with a fresh ``init``.
+
+        After a failed ``init`` wandb's service process can be left unable to start
+        another run, so the next attempt tears it down and starts a new one first.
+        """
         self.run = None
         self._defined = set()
+        self._reset_service = self._reset_service or after_init
 
     def _init(self) -> None:
         wandb = self._wandb
+        if self._reset_service:
+            wandb.teardown()
+            self._reset_service = False
         start, options, context = self._start, self.options, self.context
         settings = wandb.Settings(
             console="off",
             silent=True,
             init_timeout=options.init_timeout,
+            # finish() must not wait for ever on a dead server, and must say so.
+            finish_timeout=options.finish_timeout,
+            finish_timeout_raises=True,
             x_disable_stats=True,
             x_save_requirements=False,
             disable_git=True,
             save_code=False,
-            x_file_stream_retry_max=3,
-            x_graphql_retry_max=3,
         )
         config = dict(start.config) if start else {}
         config.update(self._params)
@@ -226,33 +238,46 @@ class WandbSink:
             log.info("wandb_run", mode=self.mode, id=context.run_id, at=where)
 
     def _write(self, events: Sequence[Event]) -> None:
-        run = self.run
-        row: dict[str, Any] = {}
-        key: tuple[str, int] | None = None
+        """Fold scalar events into one open row per axis; a new step of the axis logs the row.
+
+        So every scalar of a step (metrics, evaluation, aggregate) goes out in one
+        ``log`` call even when other events come between them or batches split them.
+        """
         for event in events:
             if event.seq <= self.delivered_seq:
                 continue
             if isinstance(event, SCALAR_EVENTS):
-                here = (event.axis, event.step)
-                if row and here != key:
-                    run.log(row)
-                    row = {}
-                key = here
+                open_row = self._open_rows.get(event.axis)
+                if open_row is not None and open_row[0] != event.step:
+                    self.run.log(open_row[1])
+                    open_row = None
+                if open_row is None:
+                    open_row = self._open_rows[event.axis] = (event.step, {})
                 self._define(event)
+                row = open_row[1]
                 row.update(event.values)
                 row[event.axis] = event.step
                 row[SEQ_KEY] = event.seq
             else:
-                if row:
-                    run.log(row)
-                    row = {}
                 self._apply(event)
-                if isinstance(event, RunFinished):
-                    self.delivered_seq = event.seq
-                    return
             self.delivered_seq = event.seq
-        if row:
-            run.log(row)
+
+    def _flush_rows(self) -> None:
+        rows, self._open_rows = self._open_rows, {}
+        for _, row in sorted(rows.values(), key=lambda item: item[1][SEQ_KEY]):
+            self.run.log(row)
+
+    def _end(self, finished: RunFinished | None) -> None:
+        """Log the open rows and finish the run (exit code 1 unless it finished)."""
+        if self.run is None or self.finished:
+            return
+        self._flush_rows()
+        status = finished.status if finished is not None else "finished"
+        if finished is not None:
+            self.run.summary[SEQ_KEY] = finished.seq
+        self._finish(0 if status == "finished" else 1)
+        if finished is not None:
+            self.delivered_seq = finished.seq
 
     def _define(self, event: ScalarEvent) -> None:
         run, axis = self.run, event.axis
@@ -282,9 +307,6 @@ class WandbSink:
             run.config.update(values, allow_val_change=True)
         elif isinstance(event, ArtifactSaved):
             self._log_artifact(event)
-        elif isinstance(event, RunFinished):
-            run.summary[SEQ_KEY] = event.seq
-            self._finish(0 if event.status == "finished" else 1)
 
     def _log_artifact(self, event: ArtifactSaved) -> None:
         path = Path(event.path)
@@ -301,7 +323,16 @@ class WandbSink:
             artifact.add_dir(str(path))
         else:
             artifact.add_file(str(path))
-        self.run.log_artifact(artifact, aliases=["latest", f"{event.axis}-{event.step}"])
+        try:
+            self.run.log_artifact(artifact, aliases=["latest", f"{event.axis}-{event.step}"])
+        except Exception as exc:
+            # wandb raises here when its GraphQL calls fail; the metrics must keep flowing.
+            log.warning(
+                "wandb_artifact_failed",
+                name=event.name,
+                error=f"{type(exc).__name__}: {exc}",
+                note="the file stays in the run folder; replay into a new run to upload it",
+            )
 
     def _finish(self, exit_code: int) -> None:
         run = self.run
