@@ -67,7 +67,12 @@ def test_help_lists_usage(command: str) -> None:
 def test_train_help_lists_config_keys() -> None:
     """train --help lists every config key with its default."""
     result = _run("train", "--help")
-    for key in ("episodes = None", "ppo.lr = ", "sinks = ['jsonl', 'console']", "jsonl.fsync_interval = 0.2"):
+    for key in (
+        "episodes = None",
+        "ppo.lr = ",
+        "sinks = ['jsonl', 'console']",
+        "jsonl.fsync_interval = 0.2",
+    ):
         assert key in result.stdout
 
 
