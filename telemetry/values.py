@@ -19,13 +19,28 @@ _ALLOWED = "int, float, bool, a numpy number, or a 0-d numpy array or torch tens
 def coerce_values(values: Mapping[str, Any], *, what: str = "metric") -> dict[str, Scalar]:
     """Return a fresh dict of plain ints and floats, or raise naming the first bad key.
 
-    Plain ints and floats take the fast path; everything else goes through
-    ``coerce_scalar``.
+    Plain ints and floats under string keys take the fast path; everything else
+    goes through ``coerce_scalar``.
     """
+    if type(values) is dict:
+        # The common case: copy in C, then one pass of type checks, no per-item stores.
+        out: dict[str, Scalar] = dict(values)
+        for key, value in out.items():
+            kind = type(value)
+            if (kind is float or (kind is int and _INT_MIN <= value <= _INT_MAX)) and (
+                type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH
+            ):
+                continue
+            return _coerce_each(values, what)
+        return out
     if not isinstance(values, Mapping):
         raise InvalidMetricError(
             f"{what} values must be a mapping of key to number, got {type(values).__name__}"
         )
+    return _coerce_each(values, what)
+
+
+def _coerce_each(values: Mapping[str, Any], what: str) -> dict[str, Scalar]:
     out: dict[str, Scalar] = {}
     for key, value in values.items():
         if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH:
