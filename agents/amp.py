@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from agents.base import TrainResult, publish_start
+from agents.common import RunningMeanStd, latest_checkpoint
 from sims.motion import (
     ACTION_DIM,
     AMP_TRANSITION_DIM,
@@ -119,7 +120,6 @@ LR_SCHEDULES = ("adaptive", "linear", "constant")
 """Allowed values of ``lr_schedule``."""
 
 _CHECKPOINT = re.compile(r"^amp-(\d+)\.pt$")
-_OBS_CLIP = 5.0
 _AMP_CLIP = 10.0
 
 
@@ -355,45 +355,6 @@ class Discriminator(nn.Module):
         """Discriminator outputs, shape (n,)."""
         out: torch.Tensor = self.logit(self.trunk(x)).squeeze(-1)
         return out
-
-
-class RunningMeanStd:
-    """Running mean and variance of observations (parallel-variance update, float64)."""
-
-    def __init__(self, dim: int) -> None:
-        self.mean = np.zeros(dim, dtype=np.float64)
-        self.var = np.ones(dim, dtype=np.float64)
-        self.count = 1e-4
-
-    def update(self, x: NDArray[Any]) -> None:
-        """Fold a batch ``(n, dim)`` into the statistics."""
-        batch = np.asarray(x, dtype=np.float64)
-        n = batch.shape[0]
-        if n == 0:
-            return
-        b_mean = batch.mean(axis=0)
-        b_var = batch.var(axis=0)
-        delta = b_mean - self.mean
-        total = self.count + n
-        self.mean = self.mean + delta * (n / total)
-        m2 = self.var * self.count + b_var * n + delta * delta * (self.count * n / total)
-        self.var = m2 / total
-        self.count = total
-
-    def normalize(self, x: NDArray[Any]) -> NDArray[np.float32]:
-        """Standardise and clip to ``[-5, 5]``."""
-        out = (np.asarray(x, dtype=np.float64) - self.mean) / np.sqrt(self.var + 1e-8)
-        return np.clip(out, -_OBS_CLIP, _OBS_CLIP).astype(np.float32)
-
-    def state(self) -> dict[str, Any]:
-        """The statistics, for a checkpoint."""
-        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
-
-    def load(self, state: dict[str, Any]) -> None:
-        """Restore what ``state`` returned."""
-        self.mean = np.asarray(state["mean"], dtype=np.float64)
-        self.var = np.asarray(state["var"], dtype=np.float64)
-        self.count = float(state["count"])
 
 
 def style_reward(logits: torch.Tensor) -> torch.Tensor:
@@ -826,14 +787,7 @@ class AMPTrainer:
 
     def latest_checkpoint(self) -> Path | None:
         """The checkpoint with the highest epoch number in the run folder, if any."""
-        if not self.checkpoint_dir.is_dir():
-            return None
-        found = [
-            (int(m.group(1)), p)
-            for p in self.checkpoint_dir.iterdir()
-            if (m := _CHECKPOINT.match(p.name))
-        ]
-        return max(found)[1] if found else None
+        return latest_checkpoint(self.checkpoint_dir, _CHECKPOINT)
 
     def save(self) -> Path:
         """Write a checkpoint of everything needed to continue exactly; returns its path."""

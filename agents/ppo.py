@@ -47,6 +47,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from agents.base import TrainResult, publish_start
+from agents.common import RunningMeanStd, latest_checkpoint
 from sims.auction import (
     N_SEGMENTS,
     OBS_FIELDS,
@@ -95,7 +96,6 @@ LOSS_KEYS = (
 """Metric names published after each update, each under ``losses/``."""
 
 _CHECKPOINT = re.compile(r"^episode_(\d+)\.pt$")
-_OBS_CLIP = 5.0
 
 
 @dataclass
@@ -261,37 +261,6 @@ class CTRModel(nn.Module):
         return out
 
 
-class RunningMeanStd:
-    """Running mean and variance of observations (parallel Welford, as in gymnasium)."""
-
-    def __init__(self, dim: int) -> None:
-        self.mean = np.zeros(dim, dtype=np.float64)
-        self.var = np.ones(dim, dtype=np.float64)
-        self.count = 1e-4
-
-    def update(self, x: NDArray[np.floating[Any]]) -> None:
-        """Fold one observation in."""
-        delta = np.asarray(x, dtype=np.float64) - self.mean
-        total = self.count + 1.0
-        self.mean = self.mean + delta / total
-        self.var = (self.var * self.count + delta * delta * self.count / total) / total
-        self.count = total
-
-    def normalise(self, x: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
-        """``x`` standardised and clipped to +-5."""
-        z = (np.asarray(x, dtype=np.float64) - self.mean) / np.sqrt(self.var + 1e-8)
-        return np.clip(z, -_OBS_CLIP, _OBS_CLIP).astype(np.float32)
-
-    def state(self) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
-        """Mean, variance and count, for a checkpoint."""
-        return self.mean.copy(), self.var.copy(), self.count
-
-    def load(self, state: tuple[NDArray[np.float64], NDArray[np.float64], float]) -> None:
-        """Restore what ``state`` returned."""
-        mean, var, count = state
-        self.mean, self.var, self.count = np.array(mean), np.array(var), float(count)
-
-
 # --------------------------------------------------------------------------- rollouts
 
 
@@ -376,7 +345,7 @@ class PPOTrainer:
     def _obs_tensor(self, obs: ObsArray) -> torch.Tensor:
         """The network's input for one observation (standardised if ``norm_obs``)."""
         if self.config.norm_obs:
-            return torch.as_tensor(self.obs_rms.normalise(obs))
+            return torch.as_tensor(self.obs_rms.normalize(obs))
         return torch.as_tensor(np.asarray(obs, dtype=np.float32))
 
     def act(
@@ -624,14 +593,7 @@ class PPOTrainer:
 
     def latest_checkpoint(self) -> Path | None:
         """The checkpoint with the highest episode number in the run folder, if any."""
-        if not self.checkpoint_dir.is_dir():
-            return None
-        found = [
-            (int(m.group(1)), p)
-            for p in self.checkpoint_dir.iterdir()
-            if (m := _CHECKPOINT.match(p.name))
-        ]
-        return max(found)[1] if found else None
+        return latest_checkpoint(self.checkpoint_dir, _CHECKPOINT)
 
     def save(self) -> Path:
         """Write a checkpoint of everything needed to continue exactly; returns its path."""
@@ -648,9 +610,9 @@ class PPOTrainer:
             "ctr_optimizer": self.ctr_optimizer.state_dict(),
             "ctr_data": (self._ctr_feats, self._ctr_clicks, self._ctr_trials),
             "generator": self.generator.get_state(),
-            "obs_rms": tuple(
-                torch.as_tensor(part, dtype=torch.float64) for part in self.obs_rms.state()
-            ),
+            "obs_rms": {
+                k: torch.as_tensor(v, dtype=torch.float64) for k, v in self.obs_rms.state().items()
+            },
             "rollout": (r.obs, r.actions, r.logprobs, r.advantages, r.returns, r.values),
             "pending": self._pending,
             "best_reward": self.best_reward,
@@ -673,8 +635,7 @@ class PPOTrainer:
         self.ctr_optimizer.load_state_dict(state["ctr_optimizer"])
         self._ctr_feats, self._ctr_clicks, self._ctr_trials = state["ctr_data"]
         self.generator.set_state(state["generator"])
-        mean, var, count = state["obs_rms"]
-        self.obs_rms.load((mean.numpy(), var.numpy(), float(count)))
+        self.obs_rms.load({k: v.numpy() for k, v in state["obs_rms"].items()})
         self._rollout = _Rollout(*(list(part) for part in state["rollout"]))
         self._pending = int(state["pending"])
         self.best_reward = float(state["best_reward"])

@@ -1,0 +1,60 @@
+"""Pieces the trainers share: observation normalisation and finding the latest checkpoint."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+OBS_CLIP = 5.0
+"""Normalised observations are clipped to ``[-OBS_CLIP, OBS_CLIP]``."""
+
+
+class RunningMeanStd:
+    """Running mean and variance of observations (parallel-variance update, float64)."""
+
+    def __init__(self, dim: int) -> None:
+        self.mean = np.zeros(dim, dtype=np.float64)
+        self.var = np.ones(dim, dtype=np.float64)
+        self.count = 1e-4
+
+    def update(self, x: NDArray[Any]) -> None:
+        """Fold one observation ``(dim,)`` or a batch ``(n, dim)`` into the statistics."""
+        batch = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        n = batch.shape[0]
+        if n == 0:
+            return
+        b_mean = batch.mean(axis=0)
+        b_var = batch.var(axis=0)
+        delta = b_mean - self.mean
+        total = self.count + n
+        self.mean = self.mean + delta * (n / total)
+        m2 = self.var * self.count + b_var * n + delta * delta * (self.count * n / total)
+        self.var = m2 / total
+        self.count = total
+
+    def normalize(self, x: NDArray[Any]) -> NDArray[np.float32]:
+        """Standardise and clip to ``[-OBS_CLIP, OBS_CLIP]``."""
+        out = (np.asarray(x, dtype=np.float64) - self.mean) / np.sqrt(self.var + 1e-8)
+        return np.clip(out, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+
+    def state(self) -> dict[str, Any]:
+        """The statistics, for a checkpoint."""
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Restore what ``state`` returned (arrays or tensors)."""
+        self.mean = np.asarray(state["mean"], dtype=np.float64)
+        self.var = np.asarray(state["var"], dtype=np.float64)
+        self.count = float(state["count"])
+
+
+def latest_checkpoint(folder: Path, pattern: re.Pattern[str]) -> Path | None:
+    """The file in ``folder`` whose name matches ``pattern`` with the highest number in group 1."""
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name))]
+    return max(found)[1] if found else None
