@@ -12,7 +12,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the local CPU build, not the registry's CUDA one.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# stable-baselines3 (a benchmark anchor) without its dependencies: they would let pip
+	# swap the pinned torch; the rest of what it needs is in the bench extra.
+	$(PY) -m pip install --quiet --no-deps 'stable-baselines3>=2.3'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 run: $(STAMP)

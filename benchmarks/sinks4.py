@@ -1,0 +1,44 @@
+"""The four real sinks as a run would configure them, in one folder."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sinks.console import ConsoleOptions, ConsoleSink
+from sinks.jsonl import JsonlSink
+from sinks.tensorboard_sink import TensorBoardSink
+from sinks.wandb_sink import WandbOptions, WandbSink
+from telemetry.registry import SinkContext
+from telemetry.sink import Sink
+
+
+def run_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def jsonl(folder: Path, rid: str) -> JsonlSink:
+    """The durable log with its defaults (fsync group commit every 0.2 s)."""
+    return JsonlSink(folder / "events.jsonl", rid)
+
+
+def console(stream: Any) -> ConsoleSink:
+    """The console in JSON format, one line per step (``every=1``, the default)."""
+    return ConsoleSink(ConsoleOptions(format="json"), stream=stream)
+
+
+def tensorboard(folder: Path) -> TensorBoardSink:
+    return TensorBoardSink(folder / "tensorboard")
+
+
+def wandb(folder: Path, rid: str) -> WandbSink:
+    """wandb in offline mode, its files under ``folder``."""
+    context = SinkContext(run_id=rid, run_dir=folder, run_name=rid)
+    return WandbSink(context, WandbOptions(mode="offline", dir=str(folder / "wandb")))
+
+
+def all_four(folder: Path, rid: str, stream: Any) -> list[Sink]:
+    """JSON Lines, console (json to ``stream``), TensorBoard and wandb (offline)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [jsonl(folder, rid), console(stream), tensorboard(folder), wandb(folder, rid)]

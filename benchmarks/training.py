@@ -1,0 +1,151 @@
+"""4. Training overhead: each trainer with all four sinks vs the same run with the memory sink only.
+
+Each run is set up as ``main.py train`` sets it up (run info with the config,
+aggregates every 10 steps of the trainer's axis, health every 5 s), in a fresh
+folder, seed 0. The figure is the time of ``await trainer.train(n)``; the
+time from opening the bus to the end of its close (wandb's start and finish
+included) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.amp import AMPConfig
+from agents.erl import ERLConfig
+from agents.ppo import PPOConfig
+from agents.registry import MAIN_AXIS, trainer_module
+from benchmarks import sinks4
+from benchmarks.common import Report, Sizes, devnull_text, interleave
+from benchmarks.throughput import check_report
+from sinks.memory import MemorySink
+from telemetry.aggregate import AggregateSpec
+from telemetry.bus import Bus, RunInfo
+from telemetry.sink import Sink
+
+GOAL_PCT = 3.0
+
+SMALL: dict[str, Any] = {
+    "erl": lambda: ERLConfig(
+        population_size=4,
+        episode_length=20,
+        episodes_per_generation=1,
+        gradient_steps_per_generation=5,
+        batch_size=16,
+        buffer_capacity=1000,
+        hidden_size=16,
+        validation_episodes=2,
+        log_frequency=2,
+        sync_period=2,
+    ),
+    "ppo": lambda: PPOConfig(
+        steps_per_episode=8,
+        impressions_per_step=30,
+        daily_budget=100.0,
+        minibatch_size=8,
+        update_epochs=2,
+        hidden_size=16,
+        calibration_size=300,
+        ctr_steps=5,
+        eval_frequency=3,
+        save_freq=0,
+    ),
+    "amp": lambda: AMPConfig(
+        num_envs=8,
+        horizon=8,
+        max_episode_steps=6,
+        mini_epochs=2,
+        minibatch_size=32,
+        hidden_size=32,
+        eval_frequency=2,
+        eval_trials=4,
+        save_freq=2,
+    ),
+}
+
+
+async def train_once(
+    name: str, episodes: int, folder: Path, sinks: list[Sink], small: bool
+) -> dict[str, float]:
+    """One training run; returns the seconds of ``train`` and of the whole bus lifetime."""
+    module = trainer_module(name)
+    config = SMALL[name]() if small else module.CONFIG()
+    rid = folder.name
+    opened = time.perf_counter()
+    async with Bus(
+        rid,
+        sinks,
+        run=RunInfo(name=rid, config={"trainer": name, "episodes": episodes}),
+        aggregate=AggregateSpec(every=10, axis=MAIN_AXIS[name]),
+        health_interval=5.0,
+        close_timeout=120,
+    ) as bus:
+        trainer = module.build(config, bus, folder, 0)
+        start = time.perf_counter()
+        await trainer.train(episodes)
+        trained = time.perf_counter() - start
+    total = time.perf_counter() - opened
+    check_report(bus.report, f"{name} training")
+    return {"train_s": trained, "total_s": total, "events": float(bus.published)}
+
+
+async def run(sizes: Sizes, report: Report, folder: Path) -> None:
+    with devnull_text() as stream:
+        for name, episodes in sizes.training.items():
+            await trainer(name, episodes, sizes, report, folder, stream)
+
+
+async def trainer(
+    name: str, episodes: int, sizes: Sizes, report: Report, folder: Path, stream: Any
+) -> None:
+    """All four sinks vs the memory sink for one trainer, interleaved, after a warm-up pair."""
+    count = 0
+
+    def fresh(kind: str) -> Path:
+        nonlocal count
+        count += 1
+        path = folder / f"{name}-{kind}-{count}"
+        path.mkdir(parents=True)
+        return path
+
+    def sinks(kind: str, path: Path) -> list[Sink]:
+        if kind == "all":
+            return sinks4.all_four(path, path.name, stream)
+        return [MemorySink()]
+
+    async def all_four() -> dict[str, float]:
+        path = fresh("all")
+        return await train_once(name, episodes, path, sinks("all", path), sizes.training_small)
+
+    async def memory_only() -> dict[str, float]:
+        path = fresh("mem")
+        return await train_once(name, episodes, path, sinks("mem", path), sizes.training_small)
+
+    # Warm-up, untimed: imports, first allocations, torch's first kernels, wandb's service.
+    for kind in ("all", "mem"):
+        path = fresh(f"warm-{kind}")
+        await train_once(name, 1, path, sinks(kind, path), sizes.training_small)
+    samples = await interleave(sizes.training_repeats, {"all": all_four, "mem": memory_only})
+    events = int(samples["all.events"][0])
+    figure = report.compare(
+        f"training.{name}.overhead_pct",
+        f"{name} train({episodes}): all four sinks vs memory sink only ({events} events per run)",
+        samples["all.train_s"],
+        samples["mem.train_s"],
+        "s",
+        anchor_label="memory sink only",
+        goal=f"overhead <= {GOAL_PCT:g}%",
+        check=lambda v, r: r is not None and (r - 1) * 100 <= GOAL_PCT,
+    )
+    if figure.ratio is not None:
+        figure.note = f"overhead {(figure.ratio - 1) * 100:+.1f}% = (ratio - 1) * 100"
+    report.compare(
+        f"training.{name}.total_s",
+        f"{name}: bus open to close done, all four sinks (wandb start and finish included)",
+        samples["all.total_s"],
+        samples["mem.total_s"],
+        "s",
+        anchor_label="memory sink only",
+    )
