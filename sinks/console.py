@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, TextIO, cast
 
+import anyio
 import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -84,7 +85,7 @@ class ConsoleSink:
                 structlog.processors.TimeStamper(fmt="%H:%M:%S" if self.pretty else "iso"),
                 renderer,
             ],
-        )
+        ).bind()  # bind() resolves the lazy proxy once instead of on every call
         self._progress: Progress | None = None
         self._task: Any = None
         self._state: _ProgressState | None = None
@@ -95,6 +96,11 @@ class ConsoleSink:
         return None
 
     async def write(self, batch: Sequence[Event]) -> None:
+        # Rendering costs ~10 us an event: in a worker thread, so a burst never
+        # holds the event loop (and with it the pump and every other lane).
+        await anyio.to_thread.run_sync(self._write_blocking, batch)
+
+    def _write_blocking(self, batch: Sequence[Event]) -> None:
         for event in batch:
             if event.seq <= self._last_seq:
                 continue
@@ -149,6 +155,8 @@ class ConsoleSink:
 
     def _pick(self, values: dict[str, Any]) -> dict[str, Any]:
         keys = self.options.keys or tuple(values)[: self.options.max_keys]
+        if not self.pretty:
+            return {k: values[k] for k in keys if k in values}  # JSON keeps full precision
         return {k: _fmt(values[k]) for k in keys if k in values}
 
     def _start_progress(self, event: RunStarted) -> None:

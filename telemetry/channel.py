@@ -21,6 +21,7 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     RetryError,
+    retry_if_exception_type,
     retry_if_not_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
@@ -110,6 +111,7 @@ class Channel:
         self._room: anyio.Event | None = None
         self._logged: set[str] = set()
         self._failures_in_a_row = 0
+        self._failed_from: int | None = None  # first seq offered (and counted failed) isolated
         self._gave_up = False
         self._input_ended: anyio.Event | None = None  # made on the loop, in run()
         self._send: MemoryObjectSendStream[Chunk]
@@ -126,6 +128,8 @@ class Channel:
     def offer(self, chunk: Chunk) -> bool:
         """Queue or spill ``chunk``; False when the sink is full under ``block``."""
         if self.isolated:
+            if self._failed_from is None:
+                self._failed_from = chunk[0].seq
             self.counts.failed += len(chunk)
             return True
         if self.behind_from is not None:
@@ -328,11 +332,9 @@ class Channel:
             self._close_tail()
             return None
         limit = self._live_from - 1 if self._live_from is not None else None
-        events = [
-            e
-            for e in self._tail.read()
-            if e.seq > self.last_seq and (limit is None or e.seq <= limit)
-        ]
+        # Decoding a megabyte of log takes milliseconds: not on the event loop.
+        read = await anyio.to_thread.run_sync(self._tail.read)
+        events = [e for e in read if e.seq > self.last_seq and (limit is None or e.seq <= limit)]
         if events:
             return events
         pump_done, final_seq = self._pump_state()
@@ -371,7 +373,12 @@ class Channel:
             if not piece:
                 continue
             if self.isolated:
-                self.counts.failed += len(piece)
+                # A lane isolated while behind still reads the log; what was offered after
+                # the isolation is in it too, but offer() counted that failed already.
+                limit = self._failed_from
+                self.counts.failed += (
+                    len(piece) if limit is None else sum(e.seq < limit for e in piece)
+                )
                 self.last_seq = piece[-1].seq
                 continue
             try:
@@ -400,11 +407,19 @@ class Channel:
             self.isolate(f"{self._failures_in_a_row} batches failed in a row")
 
     async def _write_with_retries(self, piece: Sequence[Event]) -> None:
-        """Write, retrying quick glitches; a sink that says it is down is not retried here."""
+        """Write, retrying quick glitches.
+
+        A sink that says it is down is not retried here when its lane can fall
+        behind (the breaker retries it from the log); a lane that cannot (the
+        durable log itself, a lane without one) retries it like any other error.
+        """
+        behind_on_down = self.can_fall_behind
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.delivery.max_retries + 1),
             wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
-            retry=retry_if_not_exception_type(SinkUnavailableError),
+            retry=retry_if_not_exception_type(SinkUnavailableError)
+            if behind_on_down
+            else retry_if_exception_type(Exception),
             sleep=anyio.sleep,
             reraise=False,
         )
@@ -414,7 +429,7 @@ class Channel:
                     await self.sink.write(piece)
                 except Exception as exc:
                     self.error = f"{type(exc).__name__}: {exc}"
-                    if not isinstance(exc, SinkUnavailableError):
+                    if not (behind_on_down and isinstance(exc, SinkUnavailableError)):
                         self._log_once(type(exc).__name__, self.error)
                     raise
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 import orjson
 
 from telemetry.errors import LogFormatError
-from telemetry.events import EVENT_TYPES, Event, RunStarted
+from telemetry.events import EVENT_TYPES, Event, Metrics, RunStarted
 
 SCHEMA_VERSION: Final = 1
 FORMAT_NAME: Final = "rltelemetry.jsonl"
@@ -39,7 +39,22 @@ def header(run_id: str, time: float) -> bytes:
 
 def encode(event: Event) -> bytes:
     """One event as one line of JSON, without the newline."""
-    line = orjson.dumps(event)
+    if type(event) is Metrics:
+        # The bulk of every log: orjson serialises a dict about 3x faster than a
+        # slotted dataclass, so spell this one out.
+        line = orjson.dumps(
+            {
+                "type": "metrics",
+                "run_id": event.run_id,
+                "seq": event.seq,
+                "time": event.time,
+                "step": event.step,
+                "axis": event.axis,
+                "values": event.values,
+            }
+        )
+    else:
+        line = orjson.dumps(event)
     # orjson writes NaN and infinities as null; a null is rare, so only then
     # take the slower path that spells them out.
     if b"null" in line:

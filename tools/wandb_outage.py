@@ -28,6 +28,7 @@ from sinks.jsonl import JsonlSink  # noqa: E402
 from sinks.wandb_sink import WandbOptions, WandbSink  # noqa: E402
 from telemetry.bus import Bus, RunInfo  # noqa: E402
 from telemetry.registry import SinkContext  # noqa: E402
+from telemetry.sink import Sink  # noqa: E402
 from tests.fakes.wandb_server import FakeWandbServer, online_env  # noqa: E402
 
 STEPS, RATE, OUTAGE = 600, 50.0, 8.0  # rows, rows per second, seconds broken
@@ -37,7 +38,7 @@ async def scenario(server: FakeWandbServer, fault: str, at_start: bool) -> dict[
     folder = Path(tempfile.mkdtemp())
     run_id = f"{fault}-{'start' if at_start else 'mid'}-{int(time.time())}"
     context = SinkContext(run_id=run_id, run_dir=folder, run_name=run_id)
-    sinks = [
+    sinks: list[Sink] = [
         JsonlSink(folder / "events.jsonl", run_id),
         WandbSink(context, WandbOptions(mode="online", init_timeout=20)),
     ]
