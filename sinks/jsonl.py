@@ -195,6 +195,9 @@ def _explain(path: Path, exc: OSError) -> str:
         errno.EACCES: "permission denied",
         errno.EROFS: "the file system is read-only",
         errno.EISDIR: "it is a directory",
+        # mkdir of the log's folder where a file is: EEXIST (or ENOTDIR further down).
+        errno.EEXIST: "a part of its path is a file, not a folder",
+        errno.ENOTDIR: "a part of its path is a file, not a folder",
     }.get(exc.errno or 0, exc.strerror or str(exc))
     return f"cannot write the event log {path}: {reason}"
 

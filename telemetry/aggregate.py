@@ -85,14 +85,17 @@ class Aggregator:
 def _stats(key: str, steps: Sequence[int], values: Sequence[float]) -> dict[str, Scalar]:
     y = np.asarray(values, dtype=np.float64)
     x = np.asarray(steps, dtype=np.float64)
-    dx = x - x.mean()
-    spread = float(np.dot(dx, dx))
-    trend = float(np.dot(dx, y - y.mean()) / spread) if spread > 0 else 0.0
-    return {
-        f"{key}/mean": float(np.mean(y)),
-        f"{key}/std": float(np.std(y)),
-        f"{key}/min": float(np.min(y)),
-        f"{key}/max": float(np.max(y)),
-        f"{key}/count": len(values),
-        f"{key}/trend": trend,
-    }
+    # NaN and infinities are kept as values, so their statistics are NaN or infinite:
+    # numpy's RuntimeWarnings about it must not reach the pump (under -W error they raise).
+    with np.errstate(all="ignore"):
+        dx = x - x.mean()
+        spread = float(np.dot(dx, dx))
+        trend = float(np.dot(dx, y - y.mean()) / spread) if spread > 0 else 0.0
+        return {
+            f"{key}/mean": float(np.mean(y)),
+            f"{key}/std": float(np.std(y)),
+            f"{key}/min": float(np.min(y)),
+            f"{key}/max": float(np.max(y)),
+            f"{key}/count": len(values),
+            f"{key}/trend": trend,
+        }

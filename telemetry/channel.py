@@ -205,7 +205,9 @@ class Channel:
 
     async def _next_batch(self) -> Chunk | None:
         while not self._gave_up:
-            if self.breaker.open and not await self._wait_for_retry():
+            # An isolated lane writes nothing, so it has no breaker to wait for: it only
+            # still counts, as failed, what it had fallen behind on before the isolation.
+            if self.breaker.open and not self.isolated and not await self._wait_for_retry():
                 return None
             if self._tail is not None:
                 batch = await self._read_tail()
@@ -330,6 +332,12 @@ class Channel:
         assert self._tail is not None
         if self._live_from is not None and self.last_seq >= self._live_from - 1:
             self._close_tail()
+            return None
+        failed_from = self._failed_from
+        if self.isolated and failed_from is not None and self.last_seq >= failed_from - 1:
+            # Everything before the isolation is counted; offer() counts the rest.
+            self._close_tail()
+            self.behind_from = None
             return None
         limit = self._live_from - 1 if self._live_from is not None else None
         # Decoding a megabyte of log takes milliseconds: not on the event loop.

@@ -35,7 +35,10 @@ class LogReader:
 
     A torn last line (no newline, not valid JSON: the writer was killed mid-line)
     is skipped and noted in ``torn_tail``; any other bad line becomes a
-    ``Problem`` and reading goes on. A file that is not a log at all, or whose
+    ``Problem`` and reading goes on. An event whose ``seq`` is not after the
+    previous event's (a duplicated or out-of-order line) is a ``Problem`` too and
+    is skipped: sinks never take a ``seq`` at or below one they hold, so such a
+    line could not be delivered anyway. A file that is not a log at all, or whose
     schema is newer than this reader, raises ``LogFormatError`` before any event.
     """
 
@@ -56,6 +59,7 @@ class LogReader:
         with self.path.open("rb") as handle:
             self._read_header(handle)
             lineno = 1
+            last_seq = 0
             for raw in handle:
                 lineno += 1
                 self.lines_read = lineno
@@ -81,6 +85,15 @@ class LogReader:
                 if isinstance(event, dict):
                     self.problems.append(Problem(lineno, "second schema header; ignored"))
                     continue
+                if event.seq <= last_seq:
+                    self.problems.append(
+                        Problem(
+                            lineno,
+                            f"seq {event.seq} is not after the previous seq {last_seq}; skipped",
+                        )
+                    )
+                    continue
+                last_seq = event.seq
                 yield event
 
     def _read_header(self, handle: IO[bytes]) -> None:
