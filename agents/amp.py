@@ -766,8 +766,7 @@ class AMPTrainer:
         record: dict[str, Any] = {"epoch": epoch, "metrics": metrics}
         if cfg.eval_frequency and self.epoch % cfg.eval_frequency == 0:
             record["eval"] = self._evaluate()
-        if cfg.save_freq and self.epoch % cfg.save_freq == 0:
-            record["checkpoint"] = self.save()
+        record["save"] = bool(cfg.save_freq and self.epoch % cfg.save_freq == 0)
         return record
 
     def _evaluate(self) -> dict[str, float]:
@@ -873,7 +872,7 @@ class AMPTrainer:
             self._started = True
         for _ in range(num_episodes):
             record = await anyio.to_thread.run_sync(self._run_epoch)
-            self._publish(record)
+            await self._publish(record)
             await anyio.lowlevel.checkpoint()
         if self.epoch > 0 and self._last_evaluated != self.epoch:
             values = await anyio.to_thread.run_sync(self._evaluate)
@@ -885,6 +884,7 @@ class AMPTrainer:
                 values=values,
             )
         if self.epoch > 0 and self._last_saved != self.epoch:
+            await self.bus.flush()  # a checkpoint never holds steps the log lacks
             path = await anyio.to_thread.run_sync(self.save)
             self._publish_checkpoint(path, self.epoch, self.frames, self._reward())
         return self.result()
@@ -892,7 +892,7 @@ class AMPTrainer:
     def _reward(self) -> float:
         return float(self.last_metrics.get("rewards/mean", math.nan))
 
-    def _publish(self, record: dict[str, Any]) -> None:
+    async def _publish(self, record: dict[str, Any]) -> None:
         epoch = int(record["epoch"])
         metrics = record["metrics"]
         self.bus.log(metrics, step=epoch, axis=AXIS)
@@ -904,9 +904,10 @@ class AMPTrainer:
                 name=self.config.experiment,
                 values=record["eval"],
             )
-        if "checkpoint" in record:
+        if record["save"]:
+            await self.bus.flush()  # a checkpoint never holds steps the log lacks
             self._publish_checkpoint(
-                record["checkpoint"],
+                await anyio.to_thread.run_sync(self.save),
                 epoch + 1,
                 int(metrics["info/frames"]),
                 float(metrics["rewards/mean"]),

@@ -429,6 +429,7 @@ class ERLTrainer:
             self.last_metrics = await anyio.to_thread.run_sync(self._generation_step, last)
             await anyio.lowlevel.checkpoint()
         if self._saved_at != self.generation:
+            await self.bus.flush()
             await anyio.to_thread.run_sync(self._save_resume)
         best = {"fitness/best_ever": self.best_fitness, "validation/fitness": self.best_validation}
         return TrainResult(
@@ -485,6 +486,7 @@ class ERLTrainer:
         if (g + 1) % cfg.log_frequency == 0 or g == last:
             metrics.update(self._validate(g))
         if (g + 1) % cfg.checkpoint_frequency == 0:
+            self.bus.flush_from_thread()  # a checkpoint never holds steps the log lacks
             self._save_resume()
         return metrics
 

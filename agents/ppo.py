@@ -505,8 +505,7 @@ class PPOTrainer:
             scores = self.evaluate_ctr()
             self.best_correlation = max(self.best_correlation, scores["correlation"])
             record["eval"] = {f"eval/{k}": v for k, v in scores.items()}
-        if cfg.save_freq and self.episode % cfg.save_freq == 0:
-            record["checkpoint"] = self.save()
+        record["save"] = bool(cfg.save_freq and self.episode % cfg.save_freq == 0)
         return record
 
     def _store(self, obs: list[torch.Tensor], actions: list[int], rewards: list[float]) -> None:
@@ -692,12 +691,17 @@ class PPOTrainer:
                     name="calibration",
                     values=record["eval"],
                 )
-            if "checkpoint" in record:
-                self._publish_checkpoint(record["checkpoint"])
+            if record["save"]:
+                await self._checkpoint()
             await anyio.lowlevel.checkpoint()
         if self.episode > 0 and self._last_saved != self.episode:
-            self._publish_checkpoint(await anyio.to_thread.run_sync(self.save))
+            await self._checkpoint()
         return self.result()
+
+    async def _checkpoint(self) -> None:
+        """Save once the log holds every step so far: a crash never outruns the log."""
+        await self.bus.flush()
+        self._publish_checkpoint(await anyio.to_thread.run_sync(self.save))
 
     def result(self) -> TrainResult:
         """Final (last episode's) and best metrics so far."""

@@ -243,6 +243,43 @@ class Bus:
             return True
         return False
 
+    async def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until the durable log holds every event published so far.
+
+        Trainers call it before writing a checkpoint, so that a crash can never
+        leave a checkpoint whose steps the log does not have. False on timeout.
+        """
+        target = self._seq
+        with anyio.move_on_after(timeout):
+            # Polled: the lane's progress is a counter, read from threads too.
+            while not self._logged_through(target):  # noqa: ASYNC110
+                await anyio.sleep(0.001)
+            return True
+        return False
+
+    def flush_from_thread(self, timeout: float = 30.0) -> bool:
+        """``flush`` for a trainer's worker thread: blocks that thread, never the loop."""
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError("flush_from_thread() would block the event loop; await flush()")
+        target = self._seq
+        deadline = time.monotonic() + timeout
+        while not self._logged_through(target):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def _logged_through(self, seq: int) -> bool:
+        lane = next((c for c in self.channels if isinstance(c.sink, DurableLog)), None)
+        if lane is None or lane.isolated or lane.finished or lane.last_seq >= seq:
+            if lane is not None:
+                lane.hurry = False
+            return True
+        lane.hurry = True
+        if self._pump_idle and self._intake:
+            self._wake()
+        return False
+
     @property
     def published(self) -> int:
         """Events this bus has taken in (stamped, or forwarded by a replay)."""

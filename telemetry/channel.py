@@ -113,6 +113,7 @@ class Channel:
         self._failures_in_a_row = 0
         self._failed_from: int | None = None  # first seq offered (and counted failed) isolated
         self._gave_up = False
+        self.hurry = False  # set while someone waits for this lane to write what it has
         self._input_ended: anyio.Event | None = None  # made on the loop, in run()
         self._send: MemoryObjectSendStream[Chunk]
         self._receive: MemoryObjectReceiveStream[Chunk]
@@ -256,18 +257,18 @@ class Channel:
                 batch.extend(self._take(self._receive.receive_nowait()))
                 continue
             except (anyio.WouldBlock, anyio.EndOfStream) as exc:
-                if isinstance(exc, anyio.EndOfStream) or self._pump_state()[0]:
+                if isinstance(exc, anyio.EndOfStream) or self._pump_state()[0] or self.hurry:
                     return batch
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return batch
-            with anyio.move_on_after(remaining):
+            # Short waits, so that a flush (``hurry``) cuts the batch short within 5 ms.
+            with anyio.move_on_after(min(remaining, 0.005)):
                 try:
                     batch.extend(self._take(await self._receive.receive()))
                     continue
                 except anyio.EndOfStream:
                     return batch
-            return batch
         return batch
 
     # -- a down sink: the circuit breaker --
