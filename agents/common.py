@@ -1,13 +1,18 @@
-"""Pieces the trainers share: observation normalisation and finding the latest checkpoint."""
+"""Pieces the trainers share: config checks, layers, observation statistics, checkpoints."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from torch import nn
+
+from telemetry.errors import ConfigError
 
 OBS_CLIP = 5.0
 """Normalised observations are clipped to ``[-OBS_CLIP, OBS_CLIP]``."""
@@ -58,3 +63,28 @@ def latest_checkpoint(folder: Path, pattern: re.Pattern[str]) -> Path | None:
         return None
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name))]
     return max(found)[1] if found else None
+
+
+def check_number(
+    section: str,
+    config: Any,
+    name: str,
+    allowed: str,
+    ok: Callable[[Any], bool],
+    *,
+    integer: bool = False,
+) -> None:
+    """Raise ``ConfigError`` unless ``config.name`` is a finite number (an int if ``integer``)
+    for which ``ok`` holds; the message names ``section.name`` and what is allowed."""
+    value = getattr(config, name)
+    is_number = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not is_number or not math.isfinite(float(value)) or not ok(value):
+        raise ConfigError(f"{section}.{name} must be {allowed}, got {value!r}")
+
+
+def orthogonal_layer(n_in: int, n_out: int, std: float = math.sqrt(2.0)) -> nn.Linear:
+    """A linear layer with orthogonal weights and zero bias (CleanRL's ``layer_init``)."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -47,7 +46,8 @@ from numpy.typing import NDArray
 from torch import nn
 
 from agents.base import TrainResult, publish_start
-from agents.common import RunningMeanStd, latest_checkpoint
+from agents.common import RunningMeanStd, check_number, latest_checkpoint
+from agents.common import orthogonal_layer as _layer
 from sims.auction import (
     N_SEGMENTS,
     OBS_FIELDS,
@@ -189,30 +189,11 @@ CONFIG = PPOConfig
 """The config dataclass of this trainer (``ppo.<field>=value`` on the command line)."""
 
 
-def _check(
-    config: PPOConfig,
-    name: str,
-    allowed: str,
-    ok: Callable[[float], bool],
-    *,
-    integer: bool = False,
-) -> None:
-    """Raise ``ConfigError`` unless field ``name`` is a number (an int if ``integer``) and ok."""
-    value = getattr(config, name)
-    is_number = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not is_number or not math.isfinite(float(value)) or not ok(value):
-        raise ConfigError(f"ppo.{name} must be {allowed}, got {value!r}")
+def _check(config: Any, name: str, allowed: str, ok: Any, *, integer: bool = False) -> None:
+    check_number("ppo", config, name, allowed, ok, integer=integer)
 
 
 # --------------------------------------------------------------------------- models
-
-
-def _layer(n_in: int, n_out: int, std: float = math.sqrt(2.0)) -> nn.Linear:
-    """A linear layer with orthogonal weights and zero bias (CleanRL's ``layer_init``)."""
-    layer = nn.Linear(n_in, n_out)
-    nn.init.orthogonal_(layer.weight, std)
-    nn.init.zeros_(layer.bias)
-    return layer
 
 
 class ActorCritic(nn.Module):
