@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from telemetry.errors import ConfigError
-from telemetry.events import Metrics
 from telemetry.values import Scalar
 
 STATS = ("mean", "std", "min", "max", "count", "trend")
@@ -53,19 +52,19 @@ class Aggregator:
     _steps: list[int] = field(default_factory=list)
     _samples: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
 
-    def add(self, event: Metrics) -> WindowStats | None:
-        """Fold one metrics event in; return the window's statistics when it closes."""
-        if event.axis != self.spec.axis or self.spec.every == 0:
+    def add(self, step: int, axis: str, values: Mapping[str, Scalar]) -> WindowStats | None:
+        """Fold one step's metrics in; return the window's statistics when it closes."""
+        if axis != self.spec.axis or self.spec.every == 0:
             return None
-        if not self._steps or self._steps[-1] != event.step:
-            self._steps.append(event.step)
+        if not self._steps or self._steps[-1] != step:
+            self._steps.append(step)
         wanted = self.spec.keys
-        for key, value in event.values.items():
+        for key, value in values.items():
             if wanted and key not in wanted:
                 continue
-            steps, values = self._samples.setdefault(key, ([], []))
-            steps.append(event.step)
-            values.append(float(value))
+            steps, samples = self._samples.setdefault(key, ([], []))
+            steps.append(step)
+            samples.append(float(value))
         if len(self._steps) < self.spec.every:
             return None
         return self._close()

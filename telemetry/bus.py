@@ -17,7 +17,7 @@ import structlog
 from anyio.abc import TaskGroup
 
 from telemetry.aggregate import AggregateSpec, Aggregator
-from telemetry.channel import Channel, Chunk
+from telemetry.channel import Channel
 from telemetry.errors import BusClosedError, ConfigError
 from telemetry.events import (
     SCALAR_EVENTS,
@@ -29,6 +29,7 @@ from telemetry.events import (
     RunStarted,
     RunStatus,
 )
+from telemetry.intake import Item, RawChunk, Stamp
 from telemetry.params import coerce_params
 from telemetry.sink import Delivery, DurableLog, Sink
 from telemetry.values import coerce_values
@@ -36,7 +37,7 @@ from telemetry.values import coerce_values
 log = structlog.get_logger("telemetry")
 
 E = TypeVar("E", bound=Event)
-_CHUNK = 4096  # events the pump hands a lane at once; also the spill granularity
+_CHUNK = 1000  # events the pump hands a lane at once (a batch of the log); the spill granularity
 _VALUE_FIELDS = frozenset({"values"})
 
 
@@ -121,7 +122,7 @@ class Bus:
         # values are not tracked by the garbage collector, so a backlog of 10^5 steps
         # costs full collections nothing; 10^5 dataclass instances cost a third of the
         # throughput.
-        self._items: list[Event | dict[str, Any]] = []
+        self._items: list[Item] = []
         self._stamps: list[Stamp | None] = []
         self._seq = first_seq  # a resumed run continues its log's numbering
         self._first_seq = first_seq
@@ -446,34 +447,38 @@ class Bus:
             for channel in self.channels:
                 channel.end_of_input()
 
-    async def _dispatch(
-        self, items: list[Event | dict[str, Any]], stamps: list[Stamp | None]
-    ) -> None:
+    async def _dispatch(self, items: list[Item], stamps: list[Stamp | None]) -> None:
         for start in range(0, len(items), _CHUNK):
-            # Built a chunk at a time: only the chunks the lanes hold are tracked objects.
             end = start + _CHUNK
-            chunk = _build_chunk(self.run_id, items[start:end], stamps[start:end])
+            chunk = RawChunk(self.run_id, items[start:end], stamps[start:end])
             if self._aggregator is not None:
                 self._aggregate(chunk)
             for channel in self.channels:
                 while not channel.offer(chunk):
                     await channel.wait_for_room()
-            self._last_dispatched = chunk[-1].seq
+            self._last_dispatched = chunk.last_seq
 
-    def _aggregate(self, events: Chunk) -> None:
+    def _aggregate(self, chunk: RawChunk) -> None:
         assert self._aggregator is not None
-        for event in events:
-            if type(event) is Metrics:
-                window = self._aggregator.add(event)
-                if window is not None:
-                    self._emit_internal(
-                        Aggregate,
-                        step=window.step,
-                        axis=event.axis,
-                        window=window.window,
-                        first_step=window.first_step,
-                        values=window.values,
-                    )
+        add = self._aggregator.add
+        for item, stamp in zip(chunk.items, chunk.stamps, strict=True):
+            if stamp is not None:
+                _, _, step, axis = stamp
+                window = add(step, axis, item)  # type: ignore[arg-type]
+            elif type(item) is Metrics:
+                step, axis = item.step, item.axis
+                window = add(step, axis, item.values)
+            else:
+                continue
+            if window is not None:
+                self._emit_internal(
+                    Aggregate,
+                    step=window.step,
+                    axis=axis,
+                    window=window.window,
+                    first_step=window.first_step,
+                    values=window.values,
+                )
 
     def _emit_internal(self, event_type: type[Event], /, **fields: Any) -> None:
         """Publish from inside the pipeline, even while closing (aggregates, health)."""
@@ -543,47 +548,6 @@ class Bus:
                     undelivered=missing,
                     replay=sink.replay or "no durable log to replay from",
                 )
-
-
-Stamp = tuple[int, float, int, str]
-"""``(seq, time, step, axis)`` of a step published with ``log``."""
-
-
-def _slot_setter(name: str) -> Any:
-    return Metrics.__dict__[name].__set__
-
-
-_SETTERS = tuple(
-    _slot_setter(n) for n in ("type", "run_id", "seq", "time", "step", "axis", "values")
-)
-
-
-def _build_chunk(
-    run_id: str, items: list[Event | dict[str, Any]], stamps: list[Stamp | None]
-) -> Chunk:
-    """The events of one chunk of the intake; a ``log`` entry becomes a ``Metrics``.
-
-    A frozen dataclass's ``__init__`` pays a keyword call and ``object.__setattr__``
-    per field; calling the slots' own setters in one loop costs 40% of that.
-    """
-    set_type, set_run, set_seq, set_time, set_step, set_axis, set_values = _SETTERS
-    new, cls = object.__new__, Metrics
-    chunk: Chunk = []
-    append = chunk.append
-    for item, stamp in zip(items, stamps, strict=True):
-        if stamp is None:
-            append(item)  # type: ignore[arg-type]
-            continue
-        event = new(cls)
-        set_type(event, "metrics")
-        set_run(event, run_id)
-        set_seq(event, stamp[0])
-        set_time(event, stamp[1])
-        set_step(event, stamp[2])
-        set_axis(event, stamp[3])
-        set_values(event, item)
-        append(event)
-    return chunk
 
 
 def _check_step(step: Any) -> int:

@@ -29,6 +29,7 @@ from tenacity import (
 
 from telemetry.errors import SinkUnavailableError
 from telemetry.events import Event
+from telemetry.intake import RawChunk
 from telemetry.reader import LogTail
 from telemetry.sink import Delivery, DurableLog, Sink
 
@@ -115,9 +116,9 @@ class Channel:
         self._gave_up = False
         self.hurry = False  # set while someone waits for this lane to write what it has
         self._input_ended: anyio.Event | None = None  # made on the loop, in run()
-        self._send: MemoryObjectSendStream[Chunk]
-        self._receive: MemoryObjectReceiveStream[Chunk]
-        self._send, self._receive = anyio.create_memory_object_stream[Chunk](delivery.capacity)
+        self._send: MemoryObjectSendStream[RawChunk]
+        self._receive: MemoryObjectReceiveStream[RawChunk]
+        self._send, self._receive = anyio.create_memory_object_stream[RawChunk](delivery.capacity)
 
     @property
     def can_fall_behind(self) -> bool:
@@ -126,11 +127,11 @@ class Channel:
 
     # -- pump side (runs on the event loop, never awaits except for ``block``) --
 
-    def offer(self, chunk: Chunk) -> bool:
+    def offer(self, chunk: RawChunk) -> bool:
         """Queue or spill ``chunk``; False when the sink is full under ``block``."""
         if self.isolated:
             if self._failed_from is None:
-                self._failed_from = chunk[0].seq
+                self._failed_from = chunk.first_seq
             self.counts.failed += len(chunk)
             return True
         if self.behind_from is not None:
@@ -139,13 +140,13 @@ class Channel:
                 return True
             self.behind_from = None
             self._want_live = False
-            self._live_from = chunk[0].seq
+            self._live_from = chunk.first_seq
         counts = self.counts
         if counts.queued and counts.queued + len(chunk) > self.delivery.capacity:
             if self.delivery.overflow == "block":
                 return False
             assert self._durable is not None  # the bus refuses spill without a durable log
-            self.behind_from = chunk[0].seq
+            self.behind_from = chunk.first_seq
             self._spill_offset = self._durable.written_offset
             counts.spilled += len(chunk)
             return True
@@ -238,12 +239,13 @@ class Channel:
             return await self._fill(chunk)
         return None
 
-    def _take(self, chunk: Chunk) -> Chunk:
+    def _take(self, chunk: RawChunk) -> Chunk:
+        """Take a chunk off the queue: its events, built for this lane's write and then dropped."""
         self.counts.queued -= len(chunk)
         if self._room is not None:
             self._room.set()
             self._room = None
-        return chunk
+        return chunk.events()
 
     async def _fill(self, batch: Chunk) -> Chunk:
         """Wait up to ``max_latency`` for the batch to reach ``batch_size``."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sinks.memory import MemorySink
 from telemetry.aggregate import AggregateSpec, Aggregator
 from telemetry.bus import Bus
-from telemetry.events import Aggregate, Metrics
+from telemetry.events import Aggregate
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 
@@ -22,10 +22,7 @@ def test_statistics_equal_numpys(series: list[float], every: int) -> None:
     aggregator = Aggregator(AggregateSpec(every=every, axis="episode"))
     windows = []
     for step, value in enumerate(series):
-        event = Metrics(
-            run_id="r", seq=step + 1, time=0.0, step=step, axis="episode", values={"r": value}
-        )
-        window = aggregator.add(event)
+        window = aggregator.add(step, "episode", {"r": value})
         if window is not None:
             windows.append(window)
     assert len(windows) == len(series) // every
