@@ -7,7 +7,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -285,10 +285,20 @@ class Bus:
             if lane is not None:
                 lane.hurry = False
             return True
-        lane.hurry = True
+        if not lane.hurry:
+            lane.hurry = True
+            self._on_loop(lane.wake)
         if self._pump_idle and self._items:
             self._wake()
         return False
+
+    def _on_loop(self, func: Callable[[], object]) -> None:
+        """Run ``func`` on the event loop: now if this is its thread, else soon."""
+        if threading.get_ident() == self._loop_thread:
+            func()
+        elif self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone
+                self._loop.call_soon_threadsafe(func)
 
     @property
     def published(self) -> int:

@@ -115,6 +115,7 @@ class Channel:
         self._failed_from: int | None = None  # first seq offered (and counted failed) isolated
         self._gave_up = False
         self.hurry = False  # set while someone waits for this lane to write what it has
+        self._fill_scope: anyio.CancelScope | None = None  # the wait for a fuller batch
         self._input_ended: anyio.Event | None = None  # made on the loop, in run()
         self._send: MemoryObjectSendStream[RawChunk]
         self._receive: MemoryObjectReceiveStream[RawChunk]
@@ -153,6 +154,11 @@ class Channel:
         self._send.send_nowait(chunk)
         counts.queued += len(chunk)
         return True
+
+    def wake(self) -> None:
+        """Someone waits for this lane (``hurry``): stop waiting for a fuller batch. Loop only."""
+        if self._fill_scope is not None:
+            self._fill_scope.cancel()
 
     async def wait_for_room(self) -> None:
         """Wait until the worker takes something off a full ``block`` queue."""
@@ -252,7 +258,7 @@ class Channel:
         size, latency = self.delivery.batch_size, self.delivery.max_latency
         if len(batch) >= size:
             return batch
-        batch = list(batch)  # chunks are shared by every lane: never extend one in place
+        batch = list(batch)  # a batch read from the log may be the tail's own list
         deadline = time.monotonic() + latency
         while len(batch) < size:
             try:
@@ -264,13 +270,15 @@ class Channel:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return batch
-            # Short waits, so that a flush (``hurry``) cuts the batch short within 5 ms.
-            with anyio.move_on_after(min(remaining, 0.005)):
+            # One wait for the rest of the latency; ``wake`` cuts it short for a flush.
+            with anyio.move_on_after(remaining) as scope:
+                self._fill_scope = scope
                 try:
                     batch.extend(self._take(await self._receive.receive()))
-                    continue
                 except anyio.EndOfStream:
                     return batch
+                finally:
+                    self._fill_scope = None
         return batch
 
     # -- a down sink: the circuit breaker --
