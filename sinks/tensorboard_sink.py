@@ -78,6 +78,8 @@ class TensorBoardOptions(Delivery):
 
     subdir: str = "tensorboard"
     """Folder inside the run folder that holds the event files."""
+    max_latency: float = 0.5
+    """TensorBoard reloads its files every few seconds: fewer, larger writes cost less."""
 
     def extra_checks(self) -> list[tuple[str, bool, str]]:
         path = PurePath(self.subdir)
