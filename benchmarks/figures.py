@@ -18,6 +18,7 @@ FIGURE_KEYS: tuple[str, ...] = (
     "throughput.jsonl_rss_growth_mib",
     "throughput.all_sinks_events_per_s",
     *(f"throughput.all_sinks.{sink}_steps_per_s" for sink in SINKS),
+    *(f"throughput.all_sinks.{sink}_vs_four_calls" for sink in SINKS),
     "throughput.all_sinks_rss_growth_mib",
     "efficiency.tensorboard_steps_per_s",
     "efficiency.wandb_steps_per_s",
