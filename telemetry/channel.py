@@ -38,6 +38,15 @@ log = structlog.get_logger("telemetry")
 Chunk = list[Event]
 _BREAKER_WAIT = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
 """Seconds before retrying a down sink: 0.5, 1, 2 ... 30, plus up to 0.5 of jitter."""
+_RETRY_WAIT = wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05)
+"""Seconds between a failed write's retries: 0.05, 0.1, 0.2 ... 2, plus up to 0.05 of jitter."""
+
+
+def _retry_state(attempt: int) -> RetryCallState:
+    """What tenacity's wait strategies read: the number of the attempt that failed."""
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    return state
 
 
 @dataclass(slots=True)
@@ -67,9 +76,7 @@ class Breaker:
     def trip(self) -> float:
         """Record a failure; returns the wait before the next attempt."""
         self.failures += 1
-        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-        state.attempt_number = self.failures
-        wait = float(_BREAKER_WAIT(state))
+        wait = float(_BREAKER_WAIT(_retry_state(self.failures)))
         self.retry_at = time.monotonic() + wait
         return wait
 
@@ -426,31 +433,49 @@ class Channel:
             self.isolate(f"{self._failures_in_a_row} batches failed in a row")
 
     async def _write_with_retries(self, piece: Sequence[Event]) -> None:
-        """Write, retrying quick glitches.
+        """Write, retrying quick glitches; ``RetryError`` when every attempt failed.
 
-        A sink that says it is down is not retried here when its lane can fall
-        behind (the breaker retries it from the log); a lane that cannot (the
-        durable log itself, a lane without one) retries it like any other error.
+        The first attempt is a plain call: tenacity's machinery costs more than a
+        small batch's write, and almost every write succeeds. A sink that says it
+        is down is not retried here when its lane can fall behind (the breaker
+        retries it from the log); a lane that cannot (the durable log itself, a
+        lane without one) retries it like any other error.
         """
         behind_on_down = self.can_fall_behind
+        try:
+            await self._attempt(piece)
+            return
+        except SinkUnavailableError:
+            if behind_on_down:
+                raise
+        except Exception:  # noted by _attempt; retried below
+            pass
+        retries = self.delivery.max_retries
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.delivery.max_retries + 1),
-            wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+            stop=stop_after_attempt(retries),
+            # The plain first attempt was attempt 1: tenacity's first is attempt 2.
+            wait=lambda state: _RETRY_WAIT(_retry_state(state.attempt_number + 1)),
             retry=retry_if_not_exception_type(SinkUnavailableError)
             if behind_on_down
             else retry_if_exception_type(Exception),
             sleep=anyio.sleep,
             reraise=False,
         )
+        if retries == 0:
+            raise RetryError(last_attempt=None)  # type: ignore[arg-type]
+        await anyio.sleep(_RETRY_WAIT(_retry_state(1)))
         async for attempt in retrying:
             with attempt:
-                try:
-                    await self.sink.write(piece)
-                except Exception as exc:
-                    self.error = f"{type(exc).__name__}: {exc}"
-                    if not (behind_on_down and isinstance(exc, SinkUnavailableError)):
-                        self._log_once(type(exc).__name__, self.error)
-                    raise
+                await self._attempt(piece)
+
+    async def _attempt(self, piece: Sequence[Event]) -> None:
+        try:
+            await self.sink.write(piece)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            if not (self.can_fall_behind and isinstance(exc, SinkUnavailableError)):
+                self._log_once(type(exc).__name__, self.error)
+            raise
 
     def isolate(self, reason: str) -> None:
         """Stop writing to this sink; everything offered from now on is counted failed."""
