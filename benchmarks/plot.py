@@ -14,7 +14,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 PLAIN = FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 10 else f"{value:g}")
 
 PANELS = (
-    ("sinks", "sinks attached (JSONL + memory sinks)"),
+    ("sinks", "sinks attached (JSONL + counting sinks)"),
     ("metrics", "metrics per event"),
     ("threads", "publishing threads"),
 )
