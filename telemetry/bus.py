@@ -297,7 +297,8 @@ class Bus:
         if threading.get_ident() == self._loop_thread:
             func()
         elif self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is gone
+            # RuntimeError: the loop is gone; close() drains what is left.
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(func)
 
     @property
@@ -307,15 +308,8 @@ class Bus:
 
     def _wake(self) -> None:
         self._pump_idle = False
-        wakeup = self._wakeup
-        if wakeup is None:
-            return
-        if threading.get_ident() == self._loop_thread:
-            wakeup.set()
-        elif self._loop is not None:
-            # RuntimeError: the loop is gone; close() drains what is left.
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(wakeup.set)
+        if self._wakeup is not None:
+            self._on_loop(self._wakeup.set)
 
     def _closed_message(self) -> str:
         if self._closing:

@@ -247,29 +247,29 @@ class Channel:
                     self._open_tail()
                     continue
                 return None
-            if self.behind_from is not None and chunk[-1].seq >= self.behind_from:
+            if self.behind_from is not None and chunk.last_seq >= self.behind_from:
                 continue  # queued before the lane fell behind; the log has these too
-            return await self._fill(chunk)
+            return await self._fill(chunk.events())
         return None
 
-    def _take(self, chunk: RawChunk) -> Chunk:
-        """Take a chunk off the queue: its events, built for this lane's write and then dropped."""
+    def _take(self, chunk: RawChunk) -> RawChunk:
+        """Count a chunk off the queue and let a waiting pump go on."""
         self.counts.queued -= len(chunk)
         if self._room is not None:
             self._room.set()
             self._room = None
-        return chunk.events()
+        return chunk
 
     async def _fill(self, batch: Chunk) -> Chunk:
         """Wait up to ``max_latency`` for the batch to reach ``batch_size``."""
         size, latency = self.delivery.batch_size, self.delivery.max_latency
         if len(batch) >= size:
             return batch
-        batch = list(batch)  # a batch read from the log may be the tail's own list
+        batch = list(batch)  # a chunk's events may be shared with other lanes: never extend them
         deadline = time.monotonic() + latency
         while len(batch) < size:
             try:
-                batch.extend(self._take(self._receive.receive_nowait()))
+                batch.extend(self._take(self._receive.receive_nowait()).events())
                 continue
             except (anyio.WouldBlock, anyio.EndOfStream) as exc:
                 if isinstance(exc, anyio.EndOfStream) or self._pump_state()[0] or self.hurry:
@@ -281,7 +281,7 @@ class Channel:
             with anyio.move_on_after(remaining) as scope:
                 self._fill_scope = scope
                 try:
-                    batch.extend(self._take(await self._receive.receive()))
+                    batch.extend(self._take(await self._receive.receive()).events())
                 except anyio.EndOfStream:
                     return batch
                 finally:
@@ -451,6 +451,8 @@ class Channel:
         except Exception:  # noted by _attempt; retried below
             pass
         retries = self.delivery.max_retries
+        if retries == 0:
+            raise RetryError(last_attempt=None)  # type: ignore[arg-type]
         retrying = AsyncRetrying(
             stop=stop_after_attempt(retries),
             # The plain first attempt was attempt 1: tenacity's first is attempt 2.
@@ -461,8 +463,6 @@ class Channel:
             sleep=anyio.sleep,
             reraise=False,
         )
-        if retries == 0:
-            raise RetryError(last_attempt=None)  # type: ignore[arg-type]
         await anyio.sleep(_RETRY_WAIT(_retry_state(1)))
         async for attempt in retrying:
             with attempt:
