@@ -29,35 +29,33 @@ def plot_scaling(results: dict[str, Any], path: Path) -> None:
             ax.set_visible(False)
             continue
         x = data["x"]
+        log_scale = name == "metrics"
         ax.plot(x, data["hot_us"], "o-", color="tab:blue", label="bus.log cost (us/call)")
-        ax.set_xscale("log", base=10 if name == "metrics" else 2)
+        ax.set_xscale("log", base=10 if log_scale else 2)
         ax.set_xticks(x, [str(v) for v in x])
         ax.minorticks_off()
         ax.set_xlabel(label)
-        ax.set_ylabel("us per bus.log (median)", color="tab:blue")
-        ax.tick_params(axis="y", labelcolor="tab:blue")
-        if name == "metrics":
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_minor_formatter(NullFormatter())
-        else:
-            ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_formatter(PLAIN)
+        _value_axis(ax, "us per bus.log (median)", "tab:blue", log_scale)
         ax.grid(True, alpha=0.3)
         twin = ax.twinx()
         twin.plot(x, data["events_per_s"], "s--", color="tab:orange", label="events/s delivered")
-        twin.set_ylabel("events/s until delivered (median)", color="tab:orange")
-        twin.tick_params(axis="y", labelcolor="tab:orange")
-        if name == "metrics":
-            twin.set_yscale("log")
-            twin.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            twin.yaxis.set_minor_formatter(NullFormatter())
-        else:
-            twin.set_ylim(bottom=0)
-        twin.yaxis.set_major_formatter(PLAIN)
+        _value_axis(twin, "events/s until delivered (median)", "tab:orange", log_scale)
         ax.set_title(f"scaling with {name}")
         lines = ax.get_lines() + twin.get_lines()
         ax.legend(lines, [line.get_label() for line in lines], loc="best", fontsize=8)
     fig.suptitle("rltelemetry bus: hot path and throughput (JSON Lines durable log attached)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _value_axis(ax: Any, label: str, color: str, log_scale: bool) -> None:
+    """Label, colour and scale one y axis: log with 1-2-5 ticks, or linear from 0."""
+    ax.set_ylabel(label, color=color)
+    ax.tick_params(axis="y", labelcolor=color)
+    if log_scale:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(PLAIN)

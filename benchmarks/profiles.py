@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,13 +66,7 @@ async def all_sinks(folder: Path) -> None:
     with devnull_text() as stream:
         sinks = sinks4.all_four(folder, "p", stream)
         async with Bus("p", sinks, health_interval=None, close_timeout=300) as bus:
-            await produce(bus, 100)
-            await wait_delivered(bus)
-            for i in range(3):
-                target = bus.published + 20_000
-                start = time.perf_counter()
-                await produce(bus, 20_000, first_step=100 + i * 20_000)
-                done = await delivery_times(bus, target, start)
+            async for done in _rounds(bus):
                 print({k: f"{20_000 / v:,.0f}/s" for k, v in done.items()}, file=sys.stderr)
                 await quiesce()
 
@@ -81,14 +75,19 @@ async def tensorboard(folder: Path) -> None:
     """TensorBoard sink with the JSON Lines log, 3 x 20,000 steps (efficiency.tensorboard_*)."""
     sinks: list[Sink] = [sinks4.jsonl(folder, "p"), sinks4.tensorboard(folder)]
     async with Bus("p", sinks, health_interval=None, close_timeout=300) as bus:
-        await produce(bus, 100)
-        await wait_delivered(bus)
-        for i in range(3):
-            target = bus.published + 20_000
-            start = time.perf_counter()
-            await produce(bus, 20_000, first_step=100 + i * 20_000)
-            done = await delivery_times(bus, target, start)
+        async for done in _rounds(bus):
             print(f"{20_000 / done['tensorboard']:,.0f} steps/s", file=sys.stderr)
+
+
+async def _rounds(bus: Bus) -> AsyncIterator[dict[str, float]]:
+    """A warm-up of 100 steps, then 3 rounds of 20,000: each sink's seconds to deliver a round."""
+    await produce(bus, 100)
+    await wait_delivered(bus)
+    for i in range(3):
+        target = bus.published + 20_000
+        start = time.perf_counter()
+        await produce(bus, 20_000, first_step=100 + i * 20_000)
+        yield await delivery_times(bus, target, start)
 
 
 SCENARIOS: dict[str, Callable[[Path], Awaitable[None]]] = {
