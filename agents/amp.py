@@ -51,7 +51,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from agents.base import TrainResult, publish_start
+from agents.base import TrainerSpec, TrainResult, publish_start
 from agents.common import RunningMeanStd, check_number, latest_checkpoint
 from agents.common import orthogonal_layer as _layer
 from sims.motion import (
@@ -938,3 +938,6 @@ __all__ = [
     "gae",
     "style_reward",
 ]
+
+
+SPEC = TrainerSpec(config=AMPConfig, build=build, episodes=30, axis="epoch")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +32,20 @@ class Trainer(Protocol):
 
     async def train(self, num_episodes: int) -> TrainResult:
         """Train for ``num_episodes`` more episodes (generations, epochs) and report."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainerSpec:
+    """What a trainer module exports as ``SPEC``: all the CLI and the registry need of it."""
+
+    config: type[Any]
+    """The trainer's config dataclass (its section in the run config); has ``validate()``."""
+    build: Callable[[Any, Bus, Path, int], Trainer]
+    """``build(config, bus, run_dir, seed)``: a trainer publishing on ``bus``."""
+    episodes: int
+    """Episodes (generations, epochs) a run trains for unless ``episodes`` says otherwise."""
+    axis: str
+    """The step axis the trainer counts its episodes on (progress, default aggregation)."""
 
 
 def system_info() -> dict[str, str | int | float]:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.base import TrainResult, publish_start
+from agents.base import TrainerSpec, TrainResult, publish_start
 from sims.trading import EpisodeResult, PolicyFn, TradingConfig, TradingEnv, evaluate_policies
 from telemetry.bus import Bus
 from telemetry.errors import ConfigError
@@ -779,3 +779,6 @@ class ERLTrainer:
 def build(config: ERLConfig, bus: Bus, run_dir: Path, seed: int) -> ERLTrainer:
     """An ERL trainer; resumes from ``run_dir``'s checkpoint when there is one."""
     return ERLTrainer(config, bus, run_dir, seed)
+
+
+SPEC = TrainerSpec(config=ERLConfig, build=build, episodes=30, axis="generation")

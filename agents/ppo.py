@@ -45,7 +45,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from agents.base import TrainResult, publish_start
+from agents.base import TrainerSpec, TrainResult, publish_start
 from agents.common import RunningMeanStd, check_number, latest_checkpoint
 from agents.common import orthogonal_layer as _layer
 from sims.auction import (
@@ -715,3 +715,6 @@ __all__ = [
     "build",
     "gae",
 ]
+
+
+SPEC = TrainerSpec(config=PPOConfig, build=build, episodes=300, axis="episode")

@@ -29,3 +29,7 @@ class LogFormatError(TelemetryError, ValueError):
 
 class SinkUnavailableError(TelemetryError, RuntimeError):
     """A sink that cannot be opened or written; contained by the bus, never raised to trainers."""
+
+
+class CheckpointError(TelemetryError, OSError):
+    """A checkpoint that could not be written; the message names its path and the reason."""
