@@ -5,28 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import anyio
 import structlog
 from omegaconf import OmegaConf
 
-from agents.amp import AMPConfig
-from agents.erl import ERLConfig
-from agents.ppo import PPOConfig
-from agents.registry import DEFAULT_EPISODES, MAIN_AXIS, TRAINERS, trainer_module
-from sinks.console import ConsoleOptions
-from sinks.jsonl import JsonlOptions
-from sinks.memory import MemoryOptions
-from sinks.tensorboard_sink import TensorBoardOptions
-from sinks.wandb_sink import WandbOptions
+from agents.registry import TRAINERS, trainer_spec
+from sinks.registry import LOG_SINK, known_sinks, sink_spec
 from telemetry.bus import Bus, CloseReport, RunInfo
 from telemetry.config import AggregateSection, load_config
 from telemetry.errors import ConfigError, LogFormatError, TelemetryError
 from telemetry.logging import configure_logging
-from telemetry.registry import SinkContext, known_sinks, sink_spec
 from telemetry.replay import identify, replay_log
 from telemetry.session import (
     CONFIG_NAME,
@@ -35,25 +27,15 @@ from telemetry.session import (
     new_run_folder,
     until_signal,
 )
-from telemetry.sink import Sink
+from telemetry.sink import Sink, SinkContext
 
 EXIT_USAGE = 2
+S = TypeVar("S")
 
 
 @dataclass
-class SinkSections:
-    """Each sink's settings, under the sink's name (used only when the sink is chosen)."""
-
-    jsonl: JsonlOptions = field(default_factory=JsonlOptions)
-    console: ConsoleOptions = field(default_factory=ConsoleOptions)
-    memory: MemoryOptions = field(default_factory=MemoryOptions)
-    tensorboard: TensorBoardOptions = field(default_factory=TensorBoardOptions)
-    wandb: WandbOptions = field(default_factory=WandbOptions)
-
-
-@dataclass
-class ReplayConfig(SinkSections):
-    """What ``replay`` reads: the sinks to feed and how long closing may take."""
+class ReplaySettings:
+    """What ``replay`` reads besides the sink sections: the sinks to feed, the close budget."""
 
     sinks: list[str] = field(default_factory=lambda: ["wandb"])
     """Sinks that receive the replayed events, by name."""
@@ -62,16 +44,16 @@ class ReplayConfig(SinkSections):
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first key whose value is not allowed."""
-        if "jsonl" in self.sinks:
-            raise ConfigError("sinks: replay reads the jsonl log, so it cannot also write it")
+        if LOG_SINK in self.sinks:
+            raise ConfigError(f"sinks: replay reads the {LOG_SINK} log, so it cannot also write it")
         if self.close_timeout <= 0:
             raise ConfigError(f"close_timeout must be more than 0, got {self.close_timeout}")
         validate_sinks(self, self.sinks)
 
 
 @dataclass
-class RunConfig(SinkSections):
-    """Everything one training run reads: trainer, budget, output, sinks and their settings."""
+class RunSettings:
+    """What one training run reads besides the sink and trainer sections."""
 
     trainer: str = "ppo"
     """Which trainer runs: erl, ppo or amp."""
@@ -92,7 +74,7 @@ class RunConfig(SinkSections):
     notes: str | None = None
     """Free-form notes on the run."""
     sinks: list[str] = field(default_factory=lambda: ["jsonl", "console"])
-    """Sinks that receive the events, by name."""
+    """Sinks that receive the events besides the log (written by every run), by name."""
     close_timeout: float = 10.0
     """Seconds closing the bus may take at most; what is late stays in the log for replay."""
     health_interval: float = 5.0
@@ -100,22 +82,19 @@ class RunConfig(SinkSections):
     resume: str | None = None
     """A run folder to continue: same run id, log appended, trainer from its last checkpoint."""
     aggregate: AggregateSection = field(default_factory=AggregateSection)
-    erl: ERLConfig = field(default_factory=ERLConfig)
-    ppo: PPOConfig = field(default_factory=PPOConfig)
-    amp: AMPConfig = field(default_factory=AMPConfig)
 
-    def resolve(self) -> RunConfig:
+    def resolve(self) -> RunSettings:
         """Fill the defaults that depend on the trainer (episodes, aggregated axis)."""
+        spec = trainer_spec(self.trainer)
         if self.episodes is None:
-            self.episodes = DEFAULT_EPISODES[self.trainer]
+            self.episodes = spec.episodes
         if not self.aggregate.axis:
-            self.aggregate.axis = MAIN_AXIS[self.trainer]
+            self.aggregate.axis = spec.axis
         return self
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first key whose value is not allowed."""
-        if self.trainer not in TRAINERS:
-            raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)}, got {self.trainer!r}")
+        trainer_spec(self.trainer)
         if self.episodes is not None and self.episodes < 1:
             raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
         if self.seed < 0:
@@ -128,6 +107,51 @@ class RunConfig(SinkSections):
         self.aggregate.spec()
         getattr(self, self.trainer).validate()
 
+    @property
+    def sink_names(self) -> list[str]:
+        """The sinks a run feeds: the durable log first, then the others ``sinks`` lists."""
+        return [LOG_SINK, *(name for name in self.sinks if name != LOG_SINK)]
+
+
+def with_sections(name: str, base: type[S], *, trainers: bool) -> type[S]:
+    """``base`` plus a section per registered sink (and trainer), typed by its options class.
+
+    Built from the registries when called, so a sink or trainer added there has
+    its keys checked, listed by ``--help`` and refused with a suggestion when
+    misspelt, like every built-in one.
+    """
+    sections = [(sink, sink_spec(sink).options) for sink in known_sinks()]
+    if trainers:
+        sections += [(trainer, trainer_spec(trainer).config) for trainer in TRAINERS]
+    taken = {f.name for f in fields(cast(Any, base))}
+    for key, _ in sections:
+        if key in taken:
+            raise ConfigError(f"sink or trainer name {key!r} is already a config key of {name}")
+        taken.add(key)
+    schema = make_dataclass(
+        name,
+        [(key, options, field(default_factory=options)) for key, options in sections],
+        bases=(base,),
+    )
+    schema.__module__ = __name__
+    schema.__doc__ = base.__doc__
+    return cast(type[S], schema)
+
+
+def run_config() -> type[RunSettings]:
+    """The ``train`` config schema: run settings, each sink's and each trainer's section."""
+    return with_sections("RunConfig", RunSettings, trainers=True)
+
+
+def replay_config() -> type[ReplaySettings]:
+    """The ``replay`` config schema: replay settings and each sink's section."""
+    return with_sections("ReplayConfig", ReplaySettings, trainers=False)
+
+
+RunConfig = run_config()
+"""The ``train`` schema of the registries as this module found them (``--help``, tests)."""
+ReplayConfig = replay_config()
+
 
 def validate_sinks(config: Any, names: list[str]) -> None:
     """Each sink known, listed once, and its section's values allowed."""
@@ -139,24 +163,21 @@ def validate_sinks(config: Any, names: list[str]) -> None:
     if len(set(names)) != len(names):
         raise ConfigError(f"sinks lists a sink twice: {names}")
     for name in names:
-        section = getattr(config, name, None)
-        if section is not None:
-            section.validate(name)
+        getattr(config, name).validate(name)
 
 
 def build_sinks(config: Any, names: list[str], context: SinkContext) -> list[tuple[Sink, Any]]:
     """Each named sink built from its config section, paired with its delivery settings."""
     pairs = []
     for name in names:
-        spec = sink_spec(name)
-        section = getattr(config, name, None) or spec.options()
-        pairs.append((spec.build(context, section), section))
+        section = getattr(config, name)
+        pairs.append((sink_spec(name).build(context, section), section))
     return pairs
 
 
-async def train(config: RunConfig) -> int:
+async def train(config: RunSettings) -> int:
     """Run one training job with telemetry; returns the process exit status."""
-    module = trainer_module(config.trainer)
+    spec = trainer_spec(config.trainer)
     trainer_config = getattr(config, config.trainer)
     if config.resume:
         folder = existing_run_folder(Path(config.resume))
@@ -178,15 +199,15 @@ async def train(config: RunConfig) -> int:
     )
     async with Bus(
         folder.run_id,
-        build_sinks(config, config.sinks, context),
+        build_sinks(config, config.sink_names, context),
         run=run,
         aggregate=config.aggregate.spec(),
         health_interval=config.health_interval or None,
         close_timeout=config.close_timeout,
         first_seq=folder.last_seq,
     ) as bus:
-        trainer = module.build(trainer_config, bus, folder.path, config.seed)
-        episodes = config.episodes or DEFAULT_EPISODES[config.trainer]
+        trainer = spec.build(trainer_config, bus, folder.path, config.seed)
+        episodes = config.episodes or spec.episodes
         _, signum = await until_signal(lambda: trainer.train(episodes))
         if signum is not None:
             await bus.aclose(status="interrupted")
@@ -194,7 +215,7 @@ async def train(config: RunConfig) -> int:
     return 128 + signum if signum is not None else 0
 
 
-async def replay(path: Path, config: ReplayConfig) -> int:
+async def replay(path: Path, config: ReplaySettings) -> int:
     """Feed a run's log through the chosen sinks; non-zero status if anything was skipped."""
     identity = identify(path)
     run_dir = identity.path.parent
@@ -236,7 +257,7 @@ def keys_help(schema: type[Any], prefix: str = "") -> list[str]:
     return lines
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(run_schema: type[Any]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python main.py",
         description="Train with asynchronous telemetry, or replay a run's event log into sinks.",
@@ -247,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
         help="train one of the trainers with telemetry",
         description="Train with telemetry. Override any config key as KEY=VALUE, "
         "for example: trainer=erl episodes=50 sinks=[jsonl,console] console.every=5",
-        epilog="config keys and defaults:\n" + "\n".join(keys_help(RunConfig)),
+        epilog="config keys and defaults:\n" + "\n".join(keys_help(run_schema)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train_cmd.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
@@ -263,36 +284,56 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_train_config(path: Path | None, overrides: list[str]) -> RunConfig:
+def load_train_config(
+    path: Path | None, overrides: list[str], schema: type[RunSettings] = RunConfig
+) -> RunSettings:
     """The train config; with ``resume=FOLDER``, the resumed run's saved config is the base."""
-    config = load_config(RunConfig, path, overrides)
+    config = load_config(schema, path, overrides)
     if not config.resume:
         return config
     saved = Path(config.resume) / CONFIG_NAME
     if not saved.is_file():
         raise ConfigError(f"resume: {config.resume} is not a run folder (no {CONFIG_NAME} in it)")
-    return load_config(RunConfig, saved, overrides)
+    return load_config(schema, saved, overrides)
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    configure_logging()
+    """Entry point; returns the exit status.
+
+    An error of ours ends the run with one ``error:`` line and no traceback:
+    status 2 for usage, config and log format errors, 1 for the others (a
+    checkpoint that cannot be written...). The bus has closed by then, its log
+    ending with ``run_finished`` status ``failed``.
+    """
     try:
-        if args.command == "train":
-            config = load_train_config(args.config, args.overrides)
-            config.validate()
-            config.resolve()
-            return anyio.run(train, config)
-        replay_config = load_config(ReplayConfig, None, args.overrides)
-        replay_config.validate()
-        return anyio.run(replay, args.path, replay_config)
-    except (ConfigError, LogFormatError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except TelemetryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        schema = run_config()  # from the registries as they are now
+        args = _parser(schema).parse_args(argv)
+        configure_logging()
+        return _command(args, schema)
+    except Exception as exc:
+        error = _our_error(exc)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, ConfigError | LogFormatError) else 1
+
+
+def _command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
+    if args.command == "train":
+        config = load_train_config(args.config, args.overrides, schema)
+        config.validate()
+        config.resolve()
+        return anyio.run(train, config)
+    settings = load_config(replay_config(), None, args.overrides)
+    settings.validate()
+    return anyio.run(replay, args.path, settings)
+
+
+def _our_error(exc: BaseException) -> TelemetryError | None:
+    """``exc`` if it is a ``TelemetryError``, or the one a task group wrapped; else None."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, TelemetryError) else None
 
 
 def main() -> None:

@@ -1,24 +1,20 @@
-"""Trainer names usable in config, each bound to the module that implements it."""
+"""Trainer names usable in config, each bound to the module that implements it.
+
+Adding a trainer is one module and one line here: the module exports
+``SPEC = TrainerSpec(config=..., build=..., episodes=..., axis=...)``
+(``agents.base.TrainerSpec``); the line binds its config name to the module.
+"""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
+from agents.base import TrainerSpec
 from telemetry.errors import ConfigError
 
 TRAINERS: dict[str, str] = {"erl": "agents.erl", "ppo": "agents.ppo", "amp": "agents.amp"}
-"""Each module defines ``CONFIG`` (a config dataclass) and ``build(config, bus, run_dir, seed)``.
-
-The trainers' issue adds the modules; until then ``train`` names the missing one.
-"""
-
-
-DEFAULT_EPISODES: dict[str, int] = {"erl": 30, "ppo": 300, "amp": 30}
-"""Episodes (ERL generations, AMP epochs) a run trains for unless ``episodes`` says otherwise."""
-
-MAIN_AXIS: dict[str, str] = {"erl": "generation", "ppo": "episode", "amp": "epoch"}
-"""The step axis each trainer counts its episodes on (progress bar, default aggregation)."""
+"""Trainer name to module; each module exports ``SPEC``, a ``TrainerSpec``."""
 
 
 def trainer_module(name: str) -> ModuleType:
@@ -32,3 +28,11 @@ def trainer_module(name: str) -> ModuleType:
         if exc.name != module_name:
             raise
         raise ConfigError(f"trainer {name!r} is not available in this build") from None
+
+
+def trainer_spec(name: str) -> TrainerSpec:
+    """What trainer ``name`` exports as ``SPEC``: its config class, builder, episodes, axis."""
+    spec = getattr(trainer_module(name), "SPEC", None)
+    if not isinstance(spec, TrainerSpec):
+        raise ConfigError(f"trainer {name!r}: module {TRAINERS[name]} exports no TrainerSpec SPEC")
+    return spec

@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 import psutil
 
-from agents.registry import DEFAULT_EPISODES
+from agents.registry import TRAINERS, trainer_spec
 from telemetry.bus import Bus
 
 VALUES: dict[str, float] = {f"train/metric_{i}": 0.5 * i + 0.125 for i in range(8)}
@@ -66,7 +66,8 @@ FULL = Sizes(
     all_sinks_events=20_000,
     sink_events=10_000,
     direct_steps=2_000,
-    training=dict(DEFAULT_EPISODES),  # each trainer's default run, as the issue asks
+    # each trainer's default run, as the issue asks
+    training={name: trainer_spec(name).episodes for name in TRAINERS},
     training_repeats=5,
     scaling_calls=8_000,
     scaling_repeats=5,

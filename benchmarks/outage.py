@@ -197,7 +197,7 @@ async def outage_child(mode: str, events: int, folder: Path) -> dict[str, Any]:
         import wandb  # noqa: F401  (imported before the baseline, as a run's sink would have)
 
         from sinks.wandb_sink import WandbOptions, WandbSink
-        from telemetry.registry import SinkContext
+        from telemetry.sink import SinkContext
 
         rid = sinks4.run_id("outage")
         context = SinkContext(run_id=rid, run_dir=folder, run_name=rid)

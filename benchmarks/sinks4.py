@@ -10,8 +10,7 @@ from sinks.console import ConsoleOptions, ConsoleSink
 from sinks.jsonl import JsonlSink
 from sinks.tensorboard_sink import TensorBoardSink
 from sinks.wandb_sink import WandbOptions, WandbSink
-from telemetry.registry import SinkContext
-from telemetry.sink import Sink
+from telemetry.sink import Sink, SinkContext
 
 
 def run_id(prefix: str) -> str:

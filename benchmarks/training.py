@@ -16,7 +16,7 @@ from typing import Any
 from agents.amp import AMPConfig
 from agents.erl import ERLConfig
 from agents.ppo import PPOConfig
-from agents.registry import MAIN_AXIS, trainer_module
+from agents.registry import trainer_spec
 from benchmarks import sinks4
 from benchmarks.common import Report, Sizes, devnull_text, interleave
 from benchmarks.throughput import check_report
@@ -70,19 +70,19 @@ async def train_once(
     name: str, episodes: int, folder: Path, sinks: list[Sink], small: bool
 ) -> dict[str, float]:
     """One training run; returns the seconds of ``train`` and of the whole bus lifetime."""
-    module = trainer_module(name)
-    config = SMALL[name]() if small else module.CONFIG()
+    spec = trainer_spec(name)
+    config = SMALL[name]() if small else spec.config()
     rid = folder.name
     opened = time.perf_counter()
     async with Bus(
         rid,
         sinks,
         run=RunInfo(name=rid, config={"trainer": name, "episodes": episodes}),
-        aggregate=AggregateSpec(every=10, axis=MAIN_AXIS[name]),
+        aggregate=AggregateSpec(every=10, axis=spec.axis),
         health_interval=5.0,
         close_timeout=120,
     ) as bus:
-        trainer = module.build(config, bus, folder, 0)
+        trainer = spec.build(config, bus, folder, 0)
         start = time.perf_counter()
         await trainer.train(episodes)
         trained = time.perf_counter() - start

@@ -23,8 +23,7 @@ from telemetry.events import (
     RunFinished,
     RunStarted,
 )
-from telemetry.registry import SinkContext
-from telemetry.sink import Delivery
+from telemetry.sink import Delivery, SinkContext
 
 
 @dataclass(kw_only=True)

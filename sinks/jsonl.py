@@ -18,8 +18,7 @@ from telemetry.codec import encode, header
 from telemetry.errors import SinkUnavailableError
 from telemetry.events import Event
 from telemetry.reader import LOG_NAME
-from telemetry.registry import SinkContext
-from telemetry.sink import Delivery
+from telemetry.sink import Delivery, SinkContext
 
 
 @dataclass(kw_only=True)

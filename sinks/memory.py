@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from telemetry.events import SCALAR_EVENTS, Event
-from telemetry.registry import SinkContext
-from telemetry.sink import Delivery
+from telemetry.sink import Delivery, SinkContext
 from telemetry.values import Scalar
 
 

@@ -58,8 +58,7 @@ from telemetry.events import (
     RunStarted,
     SystemInfo,
 )
-from telemetry.registry import SinkContext
-from telemetry.sink import Delivery
+from telemetry.sink import Delivery, SinkContext
 from telemetry.values import Scalar
 
 NOTES_TAG = "run/notes"

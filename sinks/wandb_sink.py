@@ -34,8 +34,7 @@ from telemetry.events import (
     ScalarEvent,
     SystemInfo,
 )
-from telemetry.registry import SinkContext
-from telemetry.sink import Delivery
+from telemetry.sink import Delivery, SinkContext
 
 log = structlog.get_logger("telemetry.wandb")
 T = TypeVar("T")

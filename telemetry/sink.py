@@ -88,3 +88,13 @@ class Delivery:
     def extra_checks(self) -> list[tuple[str, bool, str]]:
         """A sink's own keys: ``(key, is valid, what is allowed)``."""
         return []
+
+
+@dataclass(frozen=True, slots=True)
+class SinkContext:
+    """What a sink builder may need to know about the run it serves."""
+
+    run_id: str
+    run_dir: Path
+    run_name: str
+    resumed: bool = False

@@ -27,8 +27,7 @@ import psutil  # noqa: E402
 from sinks.jsonl import JsonlSink  # noqa: E402
 from sinks.wandb_sink import WandbOptions, WandbSink  # noqa: E402
 from telemetry.bus import Bus, RunInfo  # noqa: E402
-from telemetry.registry import SinkContext  # noqa: E402
-from telemetry.sink import Sink  # noqa: E402
+from telemetry.sink import Sink, SinkContext  # noqa: E402
 from tests.fakes.wandb_server import FakeWandbServer, online_env  # noqa: E402
 
 STEPS, RATE, OUTAGE = 600, 50.0, 8.0  # rows, rows per second, seconds broken

@@ -190,7 +190,7 @@ async def _soak(
     from telemetry.aggregate import AggregateSpec
     from telemetry.bus import Bus, RunInfo
     from telemetry.events import Evaluation
-    from telemetry.registry import SinkContext
+    from telemetry.sink import SinkContext
 
     context = SinkContext(run_id=RUN_ID, run_dir=folder, run_name="soak")
     wandb = WandbSink(context, WandbOptions(mode="online", project="soak"))

@@ -17,7 +17,7 @@ from tests.reliability.common import ROOT, assert_no_gap, cli_env, json_lines, r
 CLOSE_TIMEOUT = 5.0
 WITH_STUCK_SINK = """
 import sys
-from telemetry.registry import SinkSpec, register_sink
+from sinks.registry import SinkSpec, register_sink
 from telemetry.sink import Delivery
 from tests.conftest import StuckSink
 register_sink("stuck", SinkSpec(options=Delivery, build=lambda context, options: StuckSink()))

@@ -31,13 +31,13 @@ from tensorboard.plugins.hparams import (
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from sinks.jsonl import JsonlSink
+from sinks.registry import sink_spec
 from sinks.tensorboard_sink import TensorBoardOptions, TensorBoardSink
 from telemetry.bus import Bus, RunInfo
 from telemetry.errors import ConfigError, SinkUnavailableError
 from telemetry.events import ArtifactSaved, Event, Hyperparameters, Metrics
 from telemetry.reader import LogReader
-from telemetry.registry import SinkContext, sink_spec
-from telemetry.sink import Sink
+from telemetry.sink import Sink, SinkContext
 
 
 def _accumulator(log_dir: Path) -> EventAccumulator:

@@ -13,8 +13,8 @@ from sinks.wandb_sink import WandbOptions, WandbSink, resolve_mode
 from telemetry.bus import Bus, RunInfo
 from telemetry.events import ArtifactSaved, Hyperparameters, Metrics
 from telemetry.reader import LogReader
-from telemetry.registry import SinkContext
 from telemetry.replay import replay_log
+from telemetry.sink import SinkContext
 from tests.fakes.wandb_file import config, history, records, run_file
 
 
