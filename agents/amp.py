@@ -51,6 +51,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from agents import checkpoints
 from agents.base import TrainerSpec, TrainResult, publish_start
 from agents.common import RunningMeanStd, check_number, latest_checkpoint
 from agents.common import orthogonal_layer as _layer
@@ -804,9 +805,7 @@ class AMPTrainer:
             "best_success": self.best_success,
             "last_metrics": self.last_metrics,
         }
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        checkpoints.save(state, path)
         self._last_saved = self.epoch
         return path
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -37,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents import checkpoints
 from agents.base import TrainerSpec, TrainResult, publish_start
 from sims.trading import EpisodeResult, PolicyFn, TradingConfig, TradingEnv, evaluate_policies
 from telemetry.bus import Bus
@@ -670,12 +670,7 @@ class ERLTrainer:
     # -- checkpoints --
 
     def _write(self, state: dict[str, Any], name: str) -> Path:
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        path = self.checkpoint_dir / name
-        partial = path.with_suffix(".tmp")
-        torch.save(state, partial)
-        os.replace(partial, path)  # a crash mid-write leaves the previous checkpoint intact
-        return path
+        return checkpoints.save(state, self.checkpoint_dir / name)
 
     def _save_best(self, g: int) -> None:
         assert self.best_actor is not None
