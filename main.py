@@ -208,7 +208,11 @@ async def train(config: RunSettings) -> int:
     ) as bus:
         trainer = spec.build(trainer_config, bus, folder.path, config.seed)
         episodes = config.episodes or spec.episodes
-        _, signum = await until_signal(lambda: trainer.train(episodes))
+        try:
+            _, signum = await until_signal(lambda: trainer.train(episodes))
+        except BaseExceptionGroup as group:
+            # The run failed for this one reason: the log's run_finished and the user see it.
+            raise _sole(group) from None
         if signum is not None:
             await bus.aclose(status="interrupted")
     _summarise(bus.report, folder)
@@ -311,8 +315,8 @@ def cli(argv: list[str] | None = None) -> int:
         configure_logging()
         return _command(args, schema)
     except Exception as exc:
-        error = _our_error(exc)
-        if error is None:
+        error = _sole(exc)
+        if not isinstance(error, TelemetryError):
             raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE if isinstance(error, ConfigError | LogFormatError) else 1
@@ -329,11 +333,11 @@ def _command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
     return anyio.run(replay, args.path, settings)
 
 
-def _our_error(exc: BaseException) -> TelemetryError | None:
-    """``exc`` if it is a ``TelemetryError``, or the one a task group wrapped; else None."""
+def _sole(exc: BaseException) -> BaseException:
+    """The one exception that task groups wrapped ``exc`` around, or ``exc`` itself."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    return exc if isinstance(exc, TelemetryError) else None
+    return exc
 
 
 def main() -> None:
