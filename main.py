@@ -56,7 +56,7 @@ class RunSettings:
     """What one training run reads besides the sink and trainer sections."""
 
     trainer: str = "ppo"
-    """Which trainer runs: erl, ppo or amp."""
+    """Which trainer runs, by its name in ``agents/registry.py``: erl, ppo, amp..."""
     episodes: int | None = None
     """Episodes (ERL: generations, AMP: epochs) to train; default erl 30, ppo 300, amp 30."""
     seed: int = 0
@@ -104,6 +104,8 @@ class RunSettings:
         if self.health_interval < 0:
             raise ConfigError(f"health_interval must be 0 or more, got {self.health_interval}")
         validate_sinks(self, self.sinks)
+        if LOG_SINK not in self.sinks:  # written all the same, so its section applies
+            getattr(self, LOG_SINK).validate(LOG_SINK)
         self.aggregate.spec()
         getattr(self, self.trainer).validate()
 
@@ -149,8 +151,7 @@ def replay_config() -> type[ReplaySettings]:
 
 
 RunConfig = run_config()
-"""The ``train`` schema of the registries as this module found them (``--help``, tests)."""
-ReplayConfig = replay_config()
+"""The ``train`` schema of the registries as this module found them; ``cli`` builds its own."""
 
 
 def validate_sinks(config: Any, names: list[str]) -> None:

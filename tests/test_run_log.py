@@ -34,3 +34,10 @@ def test_the_log_holds_every_event_whatever_sinks_lists(sinks: list[str], tmp_pa
     assert isinstance(events[0], RunStarted)
     assert isinstance(events[-1], RunFinished)
     assert events[-1].status == "finished"
+
+
+def test_the_log_section_applies_when_sinks_does_not_list_it() -> None:
+    """``jsonl.*`` is checked even when ``sinks`` leaves the log out: the run writes it anyway."""
+    result = run_cli("train", "sinks=[console]", "jsonl.overflow=spill")
+    assert result.returncode == 2
+    assert "jsonl.overflow must be block" in result.stderr
