@@ -40,21 +40,29 @@ import re
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import anyio
-import anyio.lowlevel
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from agents import checkpoints
-from agents.base import TrainerSpec, TrainResult, publish_start
-from agents.common import RunningMeanStd, check_number, latest_checkpoint
+from agents import checkpoints, ppo_kit
+from agents.base import TrainerSpec, TrainResult, train_result
+from agents.common import (
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
+    Interval,
+    RunningMeanStd,
+    at_least,
+    check_bool,
+    check_number,
+)
 from agents.common import orthogonal_layer as _layer
+from agents.loop import Evaluated, Saved, StepRecord, TrainerLoop
+from agents.ppo_kit import Heads, Means, ObservationInput, gae
 from sims.motion import (
     ACTION_DIM,
     AMP_TRANSITION_DIM,
@@ -68,7 +76,6 @@ from sims.motion import (
 )
 from telemetry.bus import Bus
 from telemetry.errors import ConfigError
-from telemetry.events import ArtifactSaved, Evaluation
 
 AXIS = "epoch"
 """The step axis of every per-epoch event."""
@@ -122,6 +129,7 @@ LR_SCHEDULES = ("adaptive", "linear", "constant")
 """Allowed values of ``lr_schedule``."""
 
 _CHECKPOINT = re.compile(r"^amp-(\d+)\.pt$")
+_DISC_KEYS = ("agent_acc", "demo_acc", "agent_logit", "demo_logit", "grad_penalty")
 _AMP_CLIP = 10.0
 
 
@@ -208,44 +216,13 @@ class AMPConfig:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
-        positive_int = "an integer >= 1"
-        for name in (
-            "num_envs",
-            "horizon",
-            "max_episode_steps",
-            "mini_epochs",
-            "minibatch_size",
-            "hidden_size",
-            "num_clips",
-            "lr_schedule_epochs",
-            "games_to_track",
-            "eval_trials",
-        ):
-            _check(self, name, positive_int, lambda v: v >= 1, integer=True)
-        _check(self, "clip_frames", "an integer >= 2", lambda v: v >= 2, integer=True)
-        for name in ("clip_seed", "eval_seed", "eval_frequency", "save_freq"):
-            _check(self, name, "an integer >= 0", lambda v: v >= 0, integer=True)
-        for name in ("lr", "disc_lr", "clip_coef", "max_grad_norm", "kl_threshold", "min_lr"):
-            _check(self, name, "> 0", lambda v: v > 0)
-        for name in (
-            "ent_coef",
-            "vf_coef",
-            "bounds_loss_coef",
-            "task_reward_weight",
-            "style_reward_weight",
-            "disc_grad_penalty",
-            "disc_logit_reg",
-            "disc_weight_decay",
-        ):
-            _check(self, name, ">= 0", lambda v: v >= 0)
-        _check(self, "gamma", "in (0, 1]", lambda v: 0 < v <= 1)
-        _check(self, "gae_lambda", "in [0, 1]", lambda v: 0 <= v <= 1)
-        _check(self, "init_log_std", "in [-5, 2]", lambda v: -5 <= v <= 2)
-        _check(self, "min_lr", f"<= lr ({self.lr!r})", lambda v: v <= self.lr)
-        _check(self, "max_lr", f">= lr ({self.lr!r})", lambda v: v >= self.lr)
+        for name, allowed in _ALLOWED.items():
+            check_number("amp", self, name, allowed)
+        lr = self.lr
+        check_number("amp", self, "min_lr", Interval(high=lr, text=f"<= lr ({lr!r})"))
+        check_number("amp", self, "max_lr", Interval(low=lr, text=f">= lr ({lr!r})"))
         for name in ("clip_value", "learn_std", "normalize_obs"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"amp.{name} must be a bool, got {getattr(self, name)!r}")
+            check_bool("amp", self, name)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(
                 f"amp.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
@@ -274,47 +251,64 @@ CONFIG = AMPConfig
 """The config dataclass of this trainer (``amp.<field>=value`` on the command line)."""
 
 
-def _check(config: Any, name: str, allowed: str, ok: Any, *, integer: bool = False) -> None:
-    check_number("amp", config, name, allowed, ok, integer=integer)
+_ALLOWED = {
+    **dict.fromkeys(
+        (
+            "num_envs",
+            "horizon",
+            "max_episode_steps",
+            "mini_epochs",
+            "minibatch_size",
+            "hidden_size",
+            "num_clips",
+            "lr_schedule_epochs",
+            "games_to_track",
+            "eval_trials",
+        ),
+        at_least(1),
+    ),
+    "clip_frames": at_least(2),
+    **dict.fromkeys(("clip_seed", "eval_seed", "eval_frequency", "save_freq"), at_least(0)),
+    **dict.fromkeys(
+        ("lr", "disc_lr", "clip_coef", "max_grad_norm", "kl_threshold", "min_lr"), POSITIVE
+    ),
+    **dict.fromkeys(
+        (
+            "ent_coef",
+            "vf_coef",
+            "bounds_loss_coef",
+            "task_reward_weight",
+            "style_reward_weight",
+            "disc_grad_penalty",
+            "disc_logit_reg",
+            "disc_weight_decay",
+        ),
+        NON_NEGATIVE,
+    ),
+    "gamma": Interval(0.0, 1.0, low_open=True),
+    "gae_lambda": UNIT,
+    "init_log_std": Interval(-5.0, 2.0),
+}
+"""What each numeric field of ``AMPConfig`` allows (``min_lr`` and ``max_lr`` also bound ``lr``)."""
 
 
 # --------------------------------------------------------------------------- models
 
 
-class ActorCritic(nn.Module):
+class ActorCritic(Heads):
     """Separate tanh MLPs for the Gaussian policy's mean and the state value; a free log std."""
 
     def __init__(
         self, obs_dim: int, action_dim: int, hidden: int, init_log_std: float, learn_std: bool
     ) -> None:
-        super().__init__()
-        self.actor = nn.Sequential(
-            _layer(obs_dim, hidden),
-            nn.Tanh(),
-            _layer(hidden, hidden),
-            nn.Tanh(),
-            _layer(hidden, action_dim, std=0.01),
-        )
-        self.critic = nn.Sequential(
-            _layer(obs_dim, hidden),
-            nn.Tanh(),
-            _layer(hidden, hidden),
-            nn.Tanh(),
-            _layer(hidden, 1, std=1.0),
-        )
+        super().__init__(obs_dim, action_dim, hidden)
         self.log_std = nn.Parameter(
             torch.full((action_dim,), float(init_log_std)), requires_grad=learn_std
         )
 
     def mean(self, obs: torch.Tensor) -> torch.Tensor:
         """Action means, shape (n, action_dim); not squashed."""
-        out: torch.Tensor = self.actor(obs)
-        return out
-
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """State values, shape (n,)."""
-        out: torch.Tensor = self.critic(obs).squeeze(-1)
-        return out
+        return self.head(obs)
 
     def log_prob(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Log-density of ``actions`` under N(mean, exp(log_std)^2), summed over dims, (n,)."""
@@ -352,31 +346,6 @@ def style_reward(logits: torch.Tensor) -> torch.Tensor:
     return torch.clamp(1.0 - 0.25 * (logits - 1.0) ** 2, min=0.0)
 
 
-def gae(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    dones: torch.Tensor,
-    last_value: torch.Tensor,
-    gamma: float,
-    lam: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE over a (T, n) rollout: ``dones[t]`` cuts the return after step t.
-
-    Returns advantages and returns, each (T, n); the step after the rollout is valued
-    ``last_value`` (n,).
-    """
-    horizon = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
-    last = torch.zeros_like(last_value)
-    for t in reversed(range(horizon)):
-        next_value = last_value if t + 1 == horizon else values[t + 1]
-        not_done = 1.0 - dones[t]
-        delta = rewards[t] + gamma * next_value * not_done - values[t]
-        last = delta + gamma * lam * not_done * last
-        advantages[t] = last
-    return advantages, advantages + values
-
-
 # --------------------------------------------------------------------------- trainer
 
 
@@ -396,6 +365,21 @@ class _Rollout:
     raw_obs: NDArray[np.float32]
     play_time: float
     step_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A rollout flattened to (T * n, ...) for minibatches, with what the update computed."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    amp_obs: torch.Tensor
+    style: torch.Tensor
+    rewards: torch.Tensor
 
 
 class AMPTrainer:
@@ -428,7 +412,7 @@ class AMPTrainer:
         ).astype(np.float64)
         self._amp_mean = torch.as_tensor(ref.mean(axis=0), dtype=torch.float32)
         self._amp_std = torch.as_tensor(np.maximum(ref.std(axis=0), 1e-3), dtype=torch.float32)
-        self.obs_rms = RunningMeanStd(OBS_DIM)
+        self.obs_input = ObservationInput(OBS_DIM, config.normalize_obs)
         self.env = MotionEnv(self.sim_config)
         env_seed = int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
         self.obs: NDArray[np.float32] = self.env.reset(seed=env_seed)[0]
@@ -445,21 +429,12 @@ class AMPTrainer:
         self.best_reward = -math.inf
         self.best_success = -math.inf
         self.last_metrics: dict[str, float] = {}
-        self._last_saved = -1
-        self._last_evaluated = -1
-        self._started = False
-        self.resumed_from: Path | None = None
-        latest = self.latest_checkpoint()
-        if latest is not None:
-            self.load(latest)
-            self.resumed_from = latest
+        self.loop = TrainerLoop(bus, AXIS)
+        self.resumed_from = checkpoints.latest(checkpoints.folder(self.run_dir), _CHECKPOINT)
+        if self.resumed_from is not None:
+            self.load(self.resumed_from)
 
     # -- the policy --
-
-    def _normalize(self, obs: NDArray[Any]) -> torch.Tensor:
-        if self.config.normalize_obs:
-            return torch.as_tensor(self.obs_rms.normalize(obs))
-        return torch.as_tensor(np.asarray(obs, dtype=np.float32))
 
     def _amp_input(self, amp_obs: torch.Tensor) -> torch.Tensor:
         """Standardise AMP transitions with the reference data's statistics."""
@@ -468,7 +443,7 @@ class AMPTrainer:
     def act(self, obs: NDArray[Any]) -> NDArray[np.float32]:
         """Deterministic actions (the policy's means, clipped to [-1, 1]) for ``(n, OBS_DIM)``."""
         with torch.no_grad():
-            mean = self.model.mean(self._normalize(obs))
+            mean = self.model.mean(self.obs_input.tensor(obs))
         out: NDArray[np.float32] = torch.clamp(mean, -1.0, 1.0).numpy().astype(np.float32)
         return out
 
@@ -505,7 +480,7 @@ class AMPTrainer:
         std = torch.exp(self.model.log_std.detach())
         for t in range(horizon):
             raw_obs[t] = obs
-            x = self._normalize(obs)
+            x = self.obs_input.tensor(obs)
             with torch.no_grad():
                 mean = self.model.mean(x)
                 noise = torch.randn(mean.shape, generator=self.generator)
@@ -525,7 +500,7 @@ class AMPTrainer:
                 # A truncated episode is not over for the value: bootstrap from its final obs.
                 rows = np.flatnonzero(truncated)
                 with torch.no_grad():
-                    final_value = self.model.value(self._normalize(info["final_obs"][rows]))
+                    final_value = self.model.value(self.obs_input.tensor(info["final_obs"][rows]))
                 bootstrap[t, torch.as_tensor(rows)] = final_value
             self.episodes_finished += int(done.sum())
             for i in np.flatnonzero(done):
@@ -534,7 +509,7 @@ class AMPTrainer:
                 self.episode_falls.append(float(terminated[i]))
         self.obs = obs
         with torch.no_grad():
-            last_value = self.model.value(self._normalize(obs))
+            last_value = self.model.value(self.obs_input.tensor(obs))
         return _Rollout(
             obs=obs_t,
             actions=actions,
@@ -595,112 +570,110 @@ class AMPTrainer:
     def _update(self, r: _Rollout) -> dict[str, float]:
         """PPO on the rollout (style rewards from the current discriminator), then the disc."""
         cfg = self.config
-        horizon, n_envs = r.task_rewards.shape
-        style = torch.as_tensor(
-            self.style_rewards(r.amp_obs.reshape(-1, AMP_TRANSITION_DIM).numpy())
-        ).reshape(horizon, n_envs)
-        rewards = cfg.task_reward_weight * r.task_rewards + cfg.style_reward_weight * style
-        shaped = rewards + cfg.gamma * r.bootstrap
-        advantages, returns = gae(
-            shaped, r.values, r.dones, r.last_value, cfg.gamma, cfg.gae_lambda
-        )
-        obs = r.obs.reshape(-1, OBS_DIM)
-        actions = r.actions.reshape(-1, ACTION_DIM)
-        old_logp = r.logprobs.reshape(-1)
-        old_values = r.values.reshape(-1)
-        adv_all = advantages.reshape(-1)
-        ret_all = returns.reshape(-1)
-        amp_all = r.amp_obs.reshape(-1, AMP_TRANSITION_DIM)
-        total = obs.shape[0]
-        mb = min(cfg.minibatch_size, total)
-        actor_params = [*self.model.actor.parameters()]
-        if self.model.log_std.requires_grad:
-            actor_params.append(self.model.log_std)
-        critic_params = [*self.model.critic.parameters()]
-        sums: dict[str, list[float]] = {
-            k: [] for k in ("a_loss", "c_loss", "b_loss", "entropy", "kl", "clip_frac")
-        }
-        disc_stats: list[dict[str, float]] = []
+        batch = self._batch(r)
+        means = Means()
         for _ in range(cfg.mini_epochs):
-            order = torch.randperm(total, generator=self.generator)
-            epoch_kls: list[float] = []
-            for start in range(0, total - mb + 1, mb):
-                idx = order[start : start + mb]
-                mean = self.model.mean(obs[idx])
-                new_logp = self.model.log_prob(mean, actions[idx])
-                entropy = self.model.entropy()
-                log_ratio = new_logp - old_logp[idx]
-                ratio = log_ratio.exp()
-                adv = adv_all[idx]
-                if adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                a_loss = torch.max(
-                    -adv * ratio, -adv * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
-                ).mean()
-                value = self.model.value(obs[idx])
-                c_loss = (value - ret_all[idx]) ** 2
-                if cfg.clip_value:
-                    value_clipped = old_values[idx] + torch.clamp(
-                        value - old_values[idx], -cfg.clip_coef, cfg.clip_coef
-                    )
-                    c_loss = torch.max(c_loss, (value_clipped - ret_all[idx]) ** 2)
-                c_loss = c_loss.mean()
-                b_loss = (
-                    (torch.clamp(mean - 1.0, min=0.0) ** 2 + torch.clamp(mean + 1.0, max=0.0) ** 2)
-                    .sum(-1)
-                    .mean()
-                )
-                loss = (
-                    a_loss
-                    + 0.5 * cfg.vf_coef * c_loss
-                    - cfg.ent_coef * entropy
-                    + cfg.bounds_loss_coef * b_loss
-                )
-                self.optimizer.zero_grad()
-                torch.autograd.backward(loss)
-                nn.utils.clip_grad_norm_(actor_params, cfg.max_grad_norm)
-                nn.utils.clip_grad_norm_(critic_params, cfg.max_grad_norm)
-                self.optimizer.step()
-                with torch.no_grad():
-                    kl = float(((ratio - 1.0) - log_ratio).mean())
-                    sums["clip_frac"].append(
-                        float(((ratio - 1.0).abs() > cfg.clip_coef).float().mean())
-                    )
-                epoch_kls.append(kl)
-                sums["kl"].append(kl)
-                sums["a_loss"].append(float(a_loss.detach()))
-                sums["c_loss"].append(float(c_loss.detach()))
-                sums["b_loss"].append(float(b_loss.detach()))
-                sums["entropy"].append(float(entropy.detach()))
-                disc_stats.append(self._disc_step(amp_all[idx]))
-            if cfg.lr_schedule == "adaptive" and epoch_kls:
-                kl_mean = float(np.mean(epoch_kls))
-                if kl_mean > 2.0 * cfg.kl_threshold:
-                    self._set_lr(max(self.lr / 1.5, cfg.min_lr))
-                elif kl_mean < 0.5 * cfg.kl_threshold:
-                    self._set_lr(min(self.lr * 1.5, cfg.max_lr))
+            kls: list[float] = []
+            n = len(batch.obs)
+            for idx in ppo_kit.minibatches(n, cfg.minibatch_size, self.generator, drop_last=True):
+                stats = self._ppo_step(batch, idx)
+                means.add(**stats, **self._disc_step(batch.amp_obs[idx]))
+                kls.append(stats["kl"])
+            if cfg.lr_schedule == "adaptive" and kls:
+                self._adapt_lr(float(np.mean(kls)))
         if cfg.lr_schedule == "linear":
             frac = min((self.epoch + 1) / cfg.lr_schedule_epochs, 1.0)
             self._set_lr(max(cfg.lr * (1.0 - frac), cfg.min_lr))
-        if cfg.normalize_obs:
-            self.obs_rms.update(r.raw_obs.reshape(-1, OBS_DIM))
-        var = float(ret_all.var()) if total > 1 else 0.0
-        explained = 1.0 - float((ret_all - old_values).var()) / var if var > 0 else 0.0
-        out = {k: float(np.mean(v)) for k, v in sums.items()}
-        out.update({f"disc_{k}": float(np.mean([d[k] for d in disc_stats])) for k in disc_stats[0]})
-        out.update(
-            {
-                "style_mean": float(style.mean()),
-                "style_std": float(style.std()),
-                "task_mean": float(r.task_rewards.mean()),
-                "total_mean": float(rewards.mean()),
-                "explained_variance": explained,
-            }
-        )
-        return out
+        self.obs_input.update(r.raw_obs.reshape(-1, OBS_DIM))
+        return means.means() | {
+            "style_mean": float(batch.style.mean()),
+            "style_std": float(batch.style.std()),
+            "task_mean": float(r.task_rewards.mean()),
+            "total_mean": float(batch.rewards.mean()),
+            "explained_variance": ppo_kit.explained_variance(batch.returns, batch.values),
+        }
 
-    def _run_epoch(self) -> dict[str, Any]:
-        """Play one rollout, update policy and discriminator, evaluate and checkpoint when due."""
+    def _batch(self, r: _Rollout) -> _Batch:
+        """The rollout flattened, with style rewards, GAE advantages and returns."""
+        cfg = self.config
+        horizon, n_envs = r.task_rewards.shape
+        amp_obs = r.amp_obs.reshape(-1, AMP_TRANSITION_DIM)
+        style = torch.as_tensor(self.style_rewards(amp_obs.numpy())).reshape(horizon, n_envs)
+        rewards = cfg.task_reward_weight * r.task_rewards + cfg.style_reward_weight * style
+        advantages, returns = gae(
+            rewards + cfg.gamma * r.bootstrap,
+            r.values,
+            cfg.gamma,
+            cfg.gae_lambda,
+            dones=r.dones,
+            last_value=r.last_value,
+        )
+        return _Batch(
+            obs=r.obs.reshape(-1, OBS_DIM),
+            actions=r.actions.reshape(-1, ACTION_DIM),
+            logprobs=r.logprobs.reshape(-1),
+            values=r.values.reshape(-1),
+            advantages=advantages.reshape(-1),
+            returns=returns.reshape(-1),
+            amp_obs=amp_obs,
+            style=style,
+            rewards=rewards,
+        )
+
+    def _ppo_step(self, batch: _Batch, idx: torch.Tensor) -> dict[str, float]:
+        """One gradient step of the actor-critic on the minibatch ``idx``."""
+        cfg = self.config
+        mean = self.model.mean(batch.obs[idx])
+        entropy = self.model.entropy()
+        new_logp = self.model.log_prob(mean, batch.actions[idx])
+        surrogate = ppo_kit.clipped_surrogate(
+            new_logp, batch.logprobs[idx], batch.advantages[idx], cfg.clip_coef
+        )
+        value, old_value, ret = (
+            self.model.value(batch.obs[idx]),
+            batch.values[idx],
+            batch.returns[idx],
+        )
+        c_loss = (value - ret) ** 2
+        if cfg.clip_value:
+            clipped = old_value + torch.clamp(value - old_value, -cfg.clip_coef, cfg.clip_coef)
+            c_loss = torch.max(c_loss, (clipped - ret) ** 2)
+        c_loss = c_loss.mean()
+        b_loss = (
+            (torch.clamp(mean - 1.0, min=0.0) ** 2 + torch.clamp(mean + 1.0, max=0.0) ** 2)
+            .sum(-1)
+            .mean()
+        )
+        loss = (
+            surrogate.loss
+            + 0.5 * cfg.vf_coef * c_loss
+            - cfg.ent_coef * entropy
+            + cfg.bounds_loss_coef * b_loss
+        )
+        actor = [*self.model.actor.parameters()]
+        if self.model.log_std.requires_grad:
+            actor.append(self.model.log_std)
+        groups = [actor, [*self.model.critic.parameters()]]
+        ppo_kit.gradient_step(self.optimizer, loss, groups, cfg.max_grad_norm)
+        return {
+            "a_loss": float(surrogate.loss.detach()),
+            "c_loss": float(c_loss.detach()),
+            "b_loss": float(b_loss.detach()),
+            "entropy": float(entropy.detach()),
+            "kl": surrogate.approx_kl,
+            "clip_frac": surrogate.clip_frac,
+        }
+
+    def _adapt_lr(self, kl: float) -> None:
+        """rl_games' adaptive schedule: lr / 1.5 above twice the target KL, * 1.5 below half."""
+        cfg = self.config
+        if kl > 2.0 * cfg.kl_threshold:
+            self._set_lr(max(self.lr / 1.5, cfg.min_lr))
+        elif kl < 0.5 * cfg.kl_threshold:
+            self._set_lr(min(self.lr * 1.5, cfg.max_lr))
+
+    def step(self, last: bool) -> StepRecord:
+        """Play one rollout, update policy and discriminator; evaluate when due and at the end."""
         torch.set_num_threads(1)
         cfg = self.config
         epoch = self.epoch
@@ -709,36 +682,43 @@ class AMPTrainer:
         update_start = time.perf_counter()
         stats = self._update(rollout)
         update_time = time.perf_counter() - update_start
-        frames = cfg.horizon * cfg.num_envs
-        self.frames += frames
+        self.frames += cfg.horizon * cfg.num_envs
         self.epoch = epoch + 1
-        reward_mean = float(np.mean(self.episode_returns)) if self.episode_returns else math.nan
-        metrics: dict[str, float] = {
+        metrics = self._epoch_metrics(stats, rollout, update_time, episodes_seen)
+        self.last_metrics = metrics
+        if math.isfinite(metrics["rewards/mean"]):
+            self.best_reward = max(self.best_reward, metrics["rewards/mean"])
+        evaluations: tuple[Evaluated, ...] = ()
+        if last or (cfg.eval_frequency and self.epoch % cfg.eval_frequency == 0):
+            evaluations = (Evaluated(cfg.experiment, self._evaluate()),)
+        due = bool(cfg.save_freq and self.epoch % cfg.save_freq == 0)
+        return StepRecord(epoch, metrics, evaluations, checkpoint=due)
+
+    def _epoch_metrics(
+        self, stats: dict[str, float], rollout: _Rollout, update_time: float, episodes_seen: int
+    ) -> dict[str, float]:
+        """The epoch's metrics under the AMP / rl_games names, then the extra ones."""
+        frames = self.config.horizon * self.config.num_envs
+        return {
             "performance/total_fps": frames / max(rollout.play_time + update_time, 1e-9),
             "performance/step_fps": frames / max(rollout.step_time, 1e-9),
             "performance/update_time": update_time,
             "performance/play_time": rollout.play_time,
             "losses/a_loss": stats["a_loss"],
             "losses/c_loss": stats["c_loss"],
-            "losses/disc_loss": stats["disc_disc_loss"],
+            "losses/disc_loss": stats["disc_loss"],
             "losses/bounds_loss": stats["b_loss"],
             "losses/entropy": stats["entropy"],
             "info/epochs": float(self.epoch),
             "info/last_lr": self.lr,
-            "info/lr_mul": self.lr / cfg.lr,
+            "info/lr_mul": self.lr / self.config.lr,
             "info/clip_frac": stats["clip_frac"],
             "info/kl": stats["kl"],
-            "info/disc_agent_acc": stats["disc_agent_acc"],
-            "info/disc_demo_acc": stats["disc_demo_acc"],
-            "info/disc_agent_logit": stats["disc_agent_logit"],
-            "info/disc_demo_logit": stats["disc_demo_logit"],
-            "info/disc_grad_penalty": stats["disc_grad_penalty"],
+            **{f"info/disc_{k}": stats[k] for k in _DISC_KEYS},
             "info/disc_reward_mean": stats["style_mean"],
             "info/disc_reward_std": stats["style_std"],
-            "rewards/mean": reward_mean,
-            "episode_lengths/mean": (
-                float(np.mean(self.episode_lengths)) if self.episode_lengths else math.nan
-            ),
+            "rewards/mean": _mean(self.episode_returns),
+            "episode_lengths/mean": _mean(self.episode_lengths),
             "info/frames": float(self.frames),
             "info/std": float(torch.exp(self.model.log_std.detach()).mean()),
             "info/explained_variance": stats["explained_variance"],
@@ -746,42 +726,21 @@ class AMPTrainer:
             "rewards/style_mean": stats["style_mean"],
             "rewards/total_mean": stats["total_mean"],
             "rewards/episodes": float(self.episodes_finished - episodes_seen),
-            "episode_lengths/fall_rate": (
-                float(np.mean(self.episode_falls)) if self.episode_falls else math.nan
-            ),
+            "episode_lengths/fall_rate": _mean(self.episode_falls),
         }
-        self.last_metrics = metrics
-        if math.isfinite(reward_mean):
-            self.best_reward = max(self.best_reward, reward_mean)
-        record: dict[str, Any] = {"epoch": epoch, "metrics": metrics}
-        if cfg.eval_frequency and self.epoch % cfg.eval_frequency == 0:
-            record["eval"] = self._evaluate()
-        record["save"] = bool(cfg.save_freq and self.epoch % cfg.save_freq == 0)
-        return record
 
     def _evaluate(self) -> dict[str, float]:
         """Evaluate the deterministic policy; the ``eval/<experiment>/...`` values."""
         scores = self.evaluate_policy(self.config.eval_seed, self.config.eval_trials)
-        self._last_evaluated = self.epoch
         self.best_success = max(self.best_success, float(scores["success_rate"]))
         prefix = f"eval/{self.config.experiment}/"
         return {f"{prefix}{k}": float(scores[k]) for k in (*EVAL_KEYS, *EVAL_EXTRA_KEYS)}
 
     # -- checkpoints --
 
-    @property
-    def checkpoint_dir(self) -> Path:
-        """Where checkpoints go: ``run_dir / "checkpoints"``."""
-        return self.run_dir / "checkpoints"
-
-    def latest_checkpoint(self) -> Path | None:
-        """The checkpoint with the highest epoch number in the run folder, if any."""
-        return latest_checkpoint(self.checkpoint_dir, _CHECKPOINT)
-
-    def save(self) -> Path:
-        """Write a checkpoint of everything needed to continue exactly; returns its path."""
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        path = self.checkpoint_dir / f"amp-{self.epoch}.pt"
+    def save(self) -> Saved:
+        """Write a checkpoint of everything needed to continue exactly."""
+        path = checkpoints.folder(self.run_dir) / f"amp-{self.epoch}.pt"
         state = {
             "epoch": self.epoch,
             "frames": self.frames,
@@ -793,7 +752,7 @@ class AMPTrainer:
             "disc": self.disc.state_dict(),
             "disc_optimizer": self.disc_optimizer.state_dict(),
             "lr": self.lr,
-            "obs_rms": self.obs_rms.state(),
+            "obs_rms": self.obs_input.state(),
             "generator": self.generator.get_state(),
             "rng": self.rng.bit_generator.state,
             "env": self.env,
@@ -805,9 +764,9 @@ class AMPTrainer:
             "best_success": self.best_success,
             "last_metrics": self.last_metrics,
         }
-        checkpoints.save(state, path)
-        self._last_saved = self.epoch
-        return path
+        reward = float(self.last_metrics.get("rewards/mean", math.nan))
+        metadata = {"epoch": self.epoch, "frames": self.frames, "reward": reward}
+        return Saved(checkpoints.save(state, path), metadata)
 
     def load(self, path: Path) -> None:
         """Restore the state saved by ``save``."""
@@ -820,7 +779,7 @@ class AMPTrainer:
         self.disc.load_state_dict(state["disc"])
         self.disc_optimizer.load_state_dict(state["disc_optimizer"])
         self._set_lr(float(state["lr"]))
-        self.obs_rms.load(state["obs_rms"])
+        self.obs_input.load(state["obs_rms"])
         self.generator.set_state(state["generator"])
         self.rng.bit_generator.state = state["rng"]
         env = state["env"]
@@ -833,93 +792,36 @@ class AMPTrainer:
         self.best_reward = float(state["best_reward"])
         self.best_success = float(state["best_success"])
         self.last_metrics = dict(state["last_metrics"])
-        self._last_saved = self.epoch
-        self._last_evaluated = self.epoch
-
-    def _publish_checkpoint(self, path: Path, epoch: int, frames: int, reward: float) -> None:
-        # ``Bus.emit(kind, **fields)`` names its event-class parameter ``kind``, which collides
-        # with ``ArtifactSaved.kind``; binding that field first sidesteps the clash.
-        checkpoint_event = cast("type[ArtifactSaved]", partial(ArtifactSaved, kind="checkpoint"))
-        self.bus.emit(
-            checkpoint_event,
-            name=path.stem,
-            path=str(path),
-            step=max(epoch - 1, 0),
-            axis=AXIS,
-            metadata={"epoch": epoch, "frames": frames, "reward": reward},
-        )
 
     # -- the loop --
 
     async def train(self, num_episodes: int) -> TrainResult:
         """Train for ``num_episodes`` more epochs and return final and best metrics."""
-        if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 0:
-            raise ConfigError(f"episodes must be an integer >= 0, got {num_episodes!r}")
-        if not self._started:
-            publish_start(self.bus, self.config)
-            self._started = True
-        for _ in range(num_episodes):
-            record = await anyio.to_thread.run_sync(self._run_epoch)
-            await self._publish(record)
-            await anyio.lowlevel.checkpoint()
-        if self.epoch > 0 and self._last_evaluated != self.epoch:
-            values = await anyio.to_thread.run_sync(self._evaluate)
-            self.bus.emit(
-                Evaluation,
-                step=self.epoch - 1,
-                axis=AXIS,
-                name=self.config.experiment,
-                values=values,
-            )
-        if self.epoch > 0 and self._last_saved != self.epoch:
-            await self.bus.flush()  # a checkpoint never holds steps the log lacks
-            path = await anyio.to_thread.run_sync(self.save)
-            self._publish_checkpoint(path, self.epoch, self.frames, self._reward())
-        return self.result()
+        return await self.loop.run(self, num_episodes)
 
-    def _reward(self) -> float:
-        return float(self.last_metrics.get("rewards/mean", math.nan))
-
-    async def _publish(self, record: dict[str, Any]) -> None:
-        epoch = int(record["epoch"])
-        metrics = record["metrics"]
-        self.bus.log(metrics, step=epoch, axis=AXIS)
-        if "eval" in record:
-            self.bus.emit(
-                Evaluation,
-                step=epoch,
-                axis=AXIS,
-                name=self.config.experiment,
-                values=record["eval"],
-            )
-        if record["save"]:
-            await self.bus.flush()  # a checkpoint never holds steps the log lacks
-            self._publish_checkpoint(
-                await anyio.to_thread.run_sync(self.save),
-                epoch + 1,
-                int(metrics["info/frames"]),
-                float(metrics["rewards/mean"]),
-            )
+    def begin(self) -> None:
+        """Nothing beyond the hyperparameters to publish at the start."""
 
     def result(self) -> TrainResult:
         """Final (last epoch's) and best metrics so far."""
-        best: dict[str, float] = {}
-        if math.isfinite(self.best_reward):
-            best["rewards/mean"] = self.best_reward
-        if math.isfinite(self.best_success):
-            best[f"eval/{self.config.experiment}/success_rate"] = self.best_success
-        return TrainResult(
-            run_dir=self.run_dir,
-            episodes=self.epoch,
-            final=dict(self.last_metrics),
-            best=best,
-        )
+        best = {
+            "rewards/mean": self.best_reward,
+            f"eval/{self.config.experiment}/success_rate": self.best_success,
+        }
+        return train_result(self.run_dir, self.epoch, self.last_metrics, best)
+
+
+def _mean(values: deque[float]) -> float:
+    """The mean of the tracked values, NaN while there are none."""
+    return float(np.mean(values)) if values else math.nan
 
 
 def build(config: AMPConfig, bus: Bus, run_dir: Path, seed: int) -> AMPTrainer:
     """An AMP trainer; resumes from the latest checkpoint in ``run_dir / "checkpoints"``."""
     return AMPTrainer(config, bus, run_dir, seed)
 
+
+SPEC = TrainerSpec(config=AMPConfig, build=build, episodes=30, axis=AXIS)
 
 __all__ = [
     "CONFIG",
@@ -928,6 +830,7 @@ __all__ = [
     "EVAL_KEYS",
     "EXTRA_KEYS",
     "LR_SCHEDULES",
+    "SPEC",
     "AMPConfig",
     "AMPTrainer",
     "ActorCritic",
@@ -937,6 +840,3 @@ __all__ = [
     "gae",
     "style_reward",
 ]
-
-
-SPEC = TrainerSpec(config=AMPConfig, build=build, episodes=30, axis="epoch")

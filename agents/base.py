@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -25,6 +26,14 @@ class TrainResult:
     episodes: int
     final: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
+
+
+def train_result(
+    run_dir: Path, episodes: int, final: dict[str, float], best: dict[str, float]
+) -> TrainResult:
+    """A ``TrainResult`` whose ``best`` holds only the records set so far (finite values)."""
+    kept = {key: value for key, value in best.items() if math.isfinite(value)}
+    return TrainResult(run_dir=run_dir, episodes=episodes, final=dict(final), best=kept)
 
 
 class Trainer(Protocol):

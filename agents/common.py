@@ -1,11 +1,9 @@
-"""Pieces the trainers share: config checks, layers, observation statistics, checkpoints."""
+"""Pieces the trainers share: config checks, a layer, observation statistics."""
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,29 +55,72 @@ class RunningMeanStd:
         self.count = float(state["count"])
 
 
-def latest_checkpoint(folder: Path, pattern: re.Pattern[str]) -> Path | None:
-    """The file in ``folder`` whose name matches ``pattern`` with the highest number in group 1."""
-    if not folder.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name))]
-    return max(found)[1] if found else None
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """The numbers a config field allows: finite, between ``low`` and ``high``, maybe integers."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    text: str = ""
+    """What the error message says is allowed, when the bounds alone would not say it well."""
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if (self.integer and not isinstance(value, int)) or not math.isfinite(value):
+            return False
+        above = self.low < value if self.low_open else self.low <= value
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        if self.text:
+            return self.text
+        kind = "an integer " if self.integer else ""
+        low, high = math.isfinite(self.low), math.isfinite(self.high)
+        if low and high:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{kind}in {left}{_number(self.low)}, {_number(self.high)}{right}"
+        if low:
+            return f"{kind}{'>' if self.low_open else '>='} {_number(self.low)}"
+        if high:
+            return f"{kind}{'<' if self.high_open else '<='} {_number(self.high)}"
+        return kind.strip() or "a finite number"
 
 
-def check_number(
-    section: str,
-    config: Any,
-    name: str,
-    allowed: str,
-    ok: Callable[[Any], bool],
-    *,
-    integer: bool = False,
-) -> None:
-    """Raise ``ConfigError`` unless ``config.name`` is a finite number (an int if ``integer``)
-    for which ``ok`` holds; the message names ``section.name`` and what is allowed."""
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+POSITIVE = Interval(0.0, low_open=True)
+"""Numbers > 0."""
+NON_NEGATIVE = Interval(0.0)
+"""Numbers >= 0."""
+UNIT = Interval(0.0, 1.0)
+"""Numbers in [0, 1]."""
+
+
+def at_least(low: int) -> Interval:
+    """Integers >= ``low``."""
+    return Interval(low, integer=True)
+
+
+def check_number(section: str, config: Any, name: str, allowed: Interval) -> None:
+    """Raise ``ConfigError`` unless ``config.name`` is in ``allowed``; the message names
+    ``section.name`` and what is allowed."""
     value = getattr(config, name)
-    is_number = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not is_number or not math.isfinite(float(value)) or not ok(value):
+    if value not in allowed:
         raise ConfigError(f"{section}.{name} must be {allowed}, got {value!r}")
+
+
+def check_bool(section: str, config: Any, name: str) -> None:
+    """Raise ``ConfigError`` unless ``config.name`` is true or false."""
+    value = getattr(config, name)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{section}.{name} must be true or false, got {value!r}")
 
 
 def orthogonal_layer(n_in: int, n_out: int, std: float = math.sqrt(2.0)) -> nn.Linear:

@@ -34,21 +34,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, cast
 
-import anyio
-import anyio.lowlevel
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from agents import checkpoints
-from agents.base import TrainerSpec, TrainResult, publish_start
-from agents.common import RunningMeanStd, check_number, latest_checkpoint
-from agents.common import orthogonal_layer as _layer
+from agents import checkpoints, ppo_kit
+from agents.base import TrainerSpec, TrainResult, train_result
+from agents.common import NON_NEGATIVE, POSITIVE, UNIT, at_least, check_bool, check_number
+from agents.loop import Evaluated, Saved, StepRecord, TrainerLoop
+from agents.ppo_kit import Heads, Means, ObservationInput, gae
 from sims.auction import (
     N_SEGMENTS,
     OBS_FIELDS,
@@ -57,13 +54,12 @@ from sims.auction import (
     AuctionEnv,
     CalibrationData,
     EpisodeAccumulator,
+    EpisodeStats,
     ObsArray,
     evaluate_predictions,
     make_calibration_data,
 )
 from telemetry.bus import Bus
-from telemetry.errors import ConfigError
-from telemetry.events import ArtifactSaved, Evaluation
 
 AXIS = "episode"
 """The step axis of every per-episode event."""
@@ -152,30 +148,9 @@ class PPOConfig:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
-        _check(self, "lr", "> 0", lambda v: v > 0)
-        _check(self, "gamma", "in [0, 1]", lambda v: 0 <= v <= 1)
-        _check(self, "gae_lambda", "in [0, 1]", lambda v: 0 <= v <= 1)
-        _check(self, "clip_coef", "> 0", lambda v: v > 0)
-        _check(self, "ent_coef", ">= 0", lambda v: v >= 0)
-        _check(self, "vf_coef", ">= 0", lambda v: v >= 0)
-        _check(self, "update_epochs", "an integer >= 1", lambda v: v >= 1, integer=True)
-        _check(self, "minibatch_size", "an integer >= 1", lambda v: v >= 1, integer=True)
-        _check(self, "hidden_size", "an integer >= 1", lambda v: v >= 1, integer=True)
-        _check(self, "max_grad_norm", "> 0", lambda v: v > 0)
-        if not isinstance(self.norm_obs, bool):
-            raise ConfigError(f"ppo.norm_obs must be true or false, got {self.norm_obs!r}")
-        _check(self, "episodes_per_update", "an integer >= 1", lambda v: v >= 1, integer=True)
-        _check(self, "eval_frequency", "an integer >= 0", lambda v: v >= 0, integer=True)
-        _check(self, "save_freq", "an integer >= 0", lambda v: v >= 0, integer=True)
-        _check(self, "ctr_lr", "> 0", lambda v: v > 0)
-        _check(self, "ctr_steps", "an integer >= 0", lambda v: v >= 0, integer=True)
-        _check(self, "ctr_buffer_size", "an integer >= 1", lambda v: v >= 1, integer=True)
-        _check(self, "ctr_l2", ">= 0", lambda v: v >= 0)
-        _check(self, "calibration_size", "an integer >= 1", lambda v: v >= 1, integer=True)
-        _check(self, "calibration_seed", "an integer >= 0", lambda v: v >= 0, integer=True)
-        _check(self, "steps_per_episode", "an integer >= 1", lambda v: v >= 1, integer=True)
-        _check(self, "impressions_per_step", "an integer >= 1", lambda v: v >= 1, integer=True)
-        _check(self, "daily_budget", "> 0", lambda v: v > 0)
+        for name, allowed in _ALLOWED.items():
+            check_number("ppo", self, name, allowed)
+        check_bool("ppo", self, "norm_obs")
 
     def auction_config(self) -> AuctionConfig:
         """The simulator's configuration for this run."""
@@ -190,42 +165,42 @@ CONFIG = PPOConfig
 """The config dataclass of this trainer (``ppo.<field>=value`` on the command line)."""
 
 
-def _check(config: Any, name: str, allowed: str, ok: Any, *, integer: bool = False) -> None:
-    check_number("ppo", config, name, allowed, ok, integer=integer)
+_ALLOWED = {
+    "lr": POSITIVE,
+    "gamma": UNIT,
+    "gae_lambda": UNIT,
+    "clip_coef": POSITIVE,
+    "ent_coef": NON_NEGATIVE,
+    "vf_coef": NON_NEGATIVE,
+    "update_epochs": at_least(1),
+    "minibatch_size": at_least(1),
+    "hidden_size": at_least(1),
+    "max_grad_norm": POSITIVE,
+    "episodes_per_update": at_least(1),
+    "eval_frequency": at_least(0),
+    "save_freq": at_least(0),
+    "ctr_lr": POSITIVE,
+    "ctr_steps": at_least(0),
+    "ctr_buffer_size": at_least(1),
+    "ctr_l2": NON_NEGATIVE,
+    "calibration_size": at_least(1),
+    "calibration_seed": at_least(0),
+    "steps_per_episode": at_least(1),
+    "impressions_per_step": at_least(1),
+    "daily_budget": POSITIVE,
+}
+"""What each numeric field of ``PPOConfig`` allows."""
 
 
 # --------------------------------------------------------------------------- models
 
 
-class ActorCritic(nn.Module):
+class ActorCritic(Heads):
     """Separate tanh MLPs for the bid-level logits and the state value."""
-
-    def __init__(self, obs_dim: int, n_actions: int, hidden: int) -> None:
-        super().__init__()
-        self.critic = nn.Sequential(
-            _layer(obs_dim, hidden),
-            nn.Tanh(),
-            _layer(hidden, hidden),
-            nn.Tanh(),
-            _layer(hidden, 1, std=1.0),
-        )
-        self.actor = nn.Sequential(
-            _layer(obs_dim, hidden),
-            nn.Tanh(),
-            _layer(hidden, hidden),
-            nn.Tanh(),
-            _layer(hidden, n_actions, std=0.01),
-        )
-
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """State values, shape (n,)."""
-        out: torch.Tensor = self.critic(obs).squeeze(-1)
-        return out
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
         """Unnormalised log-probabilities of the bid levels, shape (n, n_actions)."""
-        out: torch.Tensor = self.actor(obs)
-        return out
+        return self.head(obs)
 
 
 class CTRModel(nn.Module):
@@ -262,21 +237,6 @@ def _empty_rollout() -> _Rollout:
     return _Rollout([], [], [], [], [], [])
 
 
-def gae(
-    rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE advantages and returns of one terminated episode (no bootstrap after the last step)."""
-    n = rewards.shape[0]
-    advantages = torch.zeros(n)
-    last = 0.0
-    for t in reversed(range(n)):
-        next_value = values[t + 1] if t + 1 < n else 0.0
-        delta = rewards[t] + gamma * next_value - values[t]
-        last = float(delta + gamma * lam * last)
-        advantages[t] = last
-    return advantages, advantages + values
-
-
 class PPOTrainer:
     """Plays days of the auction simulator, learns to bid with PPO, and publishes telemetry."""
 
@@ -300,7 +260,7 @@ class PPOTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, eps=1e-5)
         self.ctr_optimizer = torch.optim.Adam(self.ctr_model.parameters(), lr=config.ctr_lr)
         self.generator = torch.Generator().manual_seed(seed)
-        self.obs_rms = RunningMeanStd(len(OBS_FIELDS))
+        self.obs_input = ObservationInput(len(OBS_FIELDS), config.norm_obs)
         self.calibration: CalibrationData = make_calibration_data(
             config.calibration_seed, config.calibration_size, config=self.sim_config
         )
@@ -314,21 +274,12 @@ class PPOTrainer:
         self._ctr_feats = torch.zeros((0, N_SEGMENTS + 5))
         self._ctr_clicks = torch.zeros(0)
         self._ctr_trials = torch.zeros(0)
-        self._started = False
-        self._last_saved = -1
-        self.resumed_from: Path | None = None
-        latest = self.latest_checkpoint()
-        if latest is not None:
-            self.load(latest)
-            self.resumed_from = latest
+        self.loop = TrainerLoop(bus, AXIS)
+        self.resumed_from = checkpoints.latest(checkpoints.folder(self.run_dir), _CHECKPOINT)
+        if self.resumed_from is not None:
+            self.load(self.resumed_from)
 
     # -- the policy --
-
-    def _obs_tensor(self, obs: ObsArray) -> torch.Tensor:
-        """The network's input for one observation (standardised if ``norm_obs``)."""
-        if self.config.norm_obs:
-            return torch.as_tensor(self.obs_rms.normalize(obs))
-        return torch.as_tensor(np.asarray(obs, dtype=np.float32))
 
     def act(
         self, obs: ObsArray, *, greedy: bool = False, generator: torch.Generator | None = None
@@ -337,7 +288,7 @@ class PPOTrainer:
 
         Samples draw from ``generator``, by default the trainer's own (part of its state).
         """
-        return self._choose(self._obs_tensor(obs), greedy, generator or self.generator)
+        return self._choose(self.obs_input.tensor(obs), greedy, generator or self.generator)
 
     def _choose(self, x: torch.Tensor, greedy: bool, generator: torch.Generator) -> int:
         with torch.no_grad():
@@ -444,14 +395,41 @@ class PPOTrainer:
 
     # -- one episode, off the event loop --
 
-    def _play_episode(self) -> dict[str, Any]:
+    def begin(self) -> StepRecord:
+        """The calibration data's statistics, once per trainer, at the step it starts from."""
+        stats = self.calibration.statistics()
+        values = {f"calibration/{k}": v for k, v in stats.items()}
+        return StepRecord(self.episode, {}, (Evaluated("calibration_data", values),))
+
+    def step(self, last: bool) -> StepRecord:
         """Play one day, update when a rollout is complete, evaluate and checkpoint when due."""
         torch.set_num_threads(1)
         cfg = self.config
         ep = self.episode
-        obs, _ = self.env.reset(seed=self.episode_seed(ep))
+        stats = self._play_day(self.env, self.episode_seed(ep))
+        self._pending += 1
+        metrics = {f"episode/{k}": float(getattr(stats, k)) for k in EPISODE_KEYS}
+        losses = self._update() if self._pending >= cfg.episodes_per_update else {}
+        self.episode = ep + 1
+        self.last_metrics = metrics
+        self.best_reward = max(self.best_reward, stats.total_reward)
+        evaluations: tuple[Evaluated, ...] = ()
+        if cfg.eval_frequency and self.episode % cfg.eval_frequency == 0:
+            scores = self.evaluate_ctr()
+            self.best_correlation = max(self.best_correlation, scores["correlation"])
+            evaluations = (Evaluated("calibration", {f"eval/{k}": v for k, v in scores.items()}),)
+        return StepRecord(
+            ep,
+            metrics | losses,
+            evaluations,
+            checkpoint=bool(cfg.save_freq and self.episode % cfg.save_freq == 0),
+        )
+
+    def _play_day(self, env: AuctionEnv, seed: int) -> EpisodeStats:
+        """Play one day with sampled bids, adding it to the rollout and the CTR buffer."""
+        obs, _ = env.reset(seed=seed)
         acc = EpisodeAccumulator()
-        obs_list: list[torch.Tensor] = []
+        inputs: list[torch.Tensor] = []
         actions: list[int] = []
         rewards: list[float] = []
         feats: list[NDArray[np.float64]] = []
@@ -459,36 +437,21 @@ class PPOTrainer:
         won: list[int] = []
         done = False
         while not done:
-            if cfg.norm_obs:
-                self.obs_rms.update(obs)
-            x = self._obs_tensor(obs)
+            self.obs_input.update(obs)
+            x = self.obs_input.tensor(obs)
             level = self._choose(x, False, self.generator)
             feats.append(self.slot_features(obs, level))
-            obs, reward, terminated, truncated, info = self.env.step(level)
+            obs, reward, terminated, truncated, info = env.step(level)
             acc.add(reward, info)
-            obs_list.append(x)
+            inputs.append(x)
             actions.append(level)
             rewards.append(float(reward))
             clicks.append(int(info["clicks"]))
             won.append(int(info["impressions"]))
             done = terminated or truncated
-        self._store(obs_list, actions, rewards)
+        self._store(inputs, actions, rewards)
         self._add_ctr_data(feats, clicks, won)
-        self._pending += 1
-        stats = acc.stats()
-        metrics: dict[str, float] = {f"episode/{k}": float(getattr(stats, k)) for k in EPISODE_KEYS}
-        record: dict[str, Any] = {"episode": ep, "metrics": metrics}
-        if self._pending >= cfg.episodes_per_update:
-            record["losses"] = self._update()
-        self.episode = ep + 1
-        self.last_metrics = metrics
-        self.best_reward = max(self.best_reward, stats.total_reward)
-        if cfg.eval_frequency and self.episode % cfg.eval_frequency == 0:
-            scores = self.evaluate_ctr()
-            self.best_correlation = max(self.best_correlation, scores["correlation"])
-            record["eval"] = {f"eval/{k}": v for k, v in scores.items()}
-        record["save"] = bool(cfg.save_freq and self.episode % cfg.save_freq == 0)
-        return record
+        return acc.stats()
 
     def _store(self, obs: list[torch.Tensor], actions: list[int], rewards: list[float]) -> None:
         """Add one finished episode to the rollout, with its log-probs, values and GAE."""
@@ -510,76 +473,43 @@ class PPOTrainer:
         """One PPO update on the collected rollout (CleanRL's loop) and the CTR model's fit."""
         cfg = self.config
         r = self._rollout
-        obs = torch.cat(r.obs)
-        actions = torch.cat(r.actions)
-        old_logp = torch.cat(r.logprobs)
-        advantages = torch.cat(r.advantages)
-        returns = torch.cat(r.returns)
-        old_values = torch.cat(r.values)
-        n = obs.shape[0]
-        mb = min(cfg.minibatch_size, n)
-        pg_losses: list[float] = []
-        v_losses: list[float] = []
-        entropies: list[float] = []
-        kls: list[float] = []
-        clip_fracs: list[float] = []
+        obs, actions, old_logp = torch.cat(r.obs), torch.cat(r.actions), torch.cat(r.logprobs)
+        advantages, returns = torch.cat(r.advantages), torch.cat(r.returns)
+        means = Means()
         for _ in range(cfg.update_epochs):
-            order = torch.randperm(n, generator=self.generator)
-            for start in range(0, n, mb):
-                idx = order[start : start + mb]
-                logits = self.model.logits(obs[idx])
-                log_probs = torch.log_softmax(logits, dim=-1)
+            for idx in ppo_kit.minibatches(
+                len(obs), cfg.minibatch_size, self.generator, drop_last=False
+            ):
+                log_probs = torch.log_softmax(self.model.logits(obs[idx]), dim=-1)
                 new_logp = log_probs.gather(1, actions[idx, None])[:, 0]
                 entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
-                log_ratio = new_logp - old_logp[idx]
-                ratio = log_ratio.exp()
-                with torch.no_grad():
-                    kls.append(float(((ratio - 1) - log_ratio).mean()))
-                    clip_fracs.append(float(((ratio - 1.0).abs() > cfg.clip_coef).float().mean()))
-                adv = advantages[idx]
-                if adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                pg_loss = torch.max(
-                    -adv * ratio, -adv * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
-                ).mean()
+                surrogate = ppo_kit.clipped_surrogate(
+                    new_logp, old_logp[idx], advantages[idx], cfg.clip_coef
+                )
                 v_loss = 0.5 * (self.model.value(obs[idx]) - returns[idx]).pow(2).mean()
-                loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
-                self.optimizer.zero_grad()
-                torch.autograd.backward(loss)
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                pg_losses.append(float(pg_loss.detach()))
-                v_losses.append(float(v_loss.detach()))
-                entropies.append(float(entropy.detach()))
-        var = float(returns.var()) if n > 1 else 0.0
-        explained = 1.0 - float((returns - old_values).var()) / var if var > 0 else 0.0
+                loss = surrogate.loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+                ppo_kit.gradient_step(
+                    self.optimizer, loss, [self.model.parameters()], cfg.max_grad_norm
+                )
+                means.add(
+                    policy_loss=surrogate.loss,
+                    value_loss=v_loss,
+                    entropy=entropy,
+                    approx_kl=surrogate.approx_kl,
+                    clip_frac=surrogate.clip_frac,
+                )
+        out = means.means()
+        out["explained_variance"] = ppo_kit.explained_variance(returns, torch.cat(r.values))
+        out["ctr_loss"] = self._fit_ctr()
         self._rollout = _empty_rollout()
         self._pending = 0
-        return {
-            "losses/policy_loss": float(np.mean(pg_losses)),
-            "losses/value_loss": float(np.mean(v_losses)),
-            "losses/entropy": float(np.mean(entropies)),
-            "losses/approx_kl": float(np.mean(kls)),
-            "losses/clip_frac": float(np.mean(clip_fracs)),
-            "losses/explained_variance": explained,
-            "losses/ctr_loss": self._fit_ctr(),
-        }
+        return {f"losses/{k}": out[k] for k in LOSS_KEYS}
 
     # -- checkpoints --
 
-    @property
-    def checkpoint_dir(self) -> Path:
-        """Where checkpoints go: ``run_dir / "checkpoints"``."""
-        return self.run_dir / "checkpoints"
-
-    def latest_checkpoint(self) -> Path | None:
-        """The checkpoint with the highest episode number in the run folder, if any."""
-        return latest_checkpoint(self.checkpoint_dir, _CHECKPOINT)
-
-    def save(self) -> Path:
-        """Write a checkpoint of everything needed to continue exactly; returns its path."""
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        path = self.checkpoint_dir / f"episode_{self.episode:06d}.pt"
+    def save(self) -> Saved:
+        """Write a checkpoint of everything needed to continue exactly."""
+        path = checkpoints.folder(self.run_dir) / f"episode_{self.episode:06d}.pt"
         r = self._rollout
         state = {
             "episode": self.episode,
@@ -591,18 +521,16 @@ class PPOTrainer:
             "ctr_optimizer": self.ctr_optimizer.state_dict(),
             "ctr_data": (self._ctr_feats, self._ctr_clicks, self._ctr_trials),
             "generator": self.generator.get_state(),
-            "obs_rms": {
-                k: torch.as_tensor(v, dtype=torch.float64) for k, v in self.obs_rms.state().items()
-            },
+            "obs_rms": self.obs_input.state(),
             "rollout": (r.obs, r.actions, r.logprobs, r.advantages, r.returns, r.values),
             "pending": self._pending,
             "best_reward": self.best_reward,
             "best_correlation": self.best_correlation,
             "last_metrics": self.last_metrics,
         }
-        checkpoints.save(state, path)
-        self._last_saved = self.episode
-        return path
+        reward = self.last_metrics.get("episode/total_reward", math.nan)
+        metadata = {"episode": self.episode, "total_reward": reward}
+        return Saved(checkpoints.save(state, path), metadata)
 
     def load(self, path: Path) -> None:
         """Restore the state saved by ``save``."""
@@ -614,88 +542,23 @@ class PPOTrainer:
         self.ctr_optimizer.load_state_dict(state["ctr_optimizer"])
         self._ctr_feats, self._ctr_clicks, self._ctr_trials = state["ctr_data"]
         self.generator.set_state(state["generator"])
-        self.obs_rms.load({k: v.numpy() for k, v in state["obs_rms"].items()})
+        self.obs_input.load(state["obs_rms"])
         self._rollout = _Rollout(*(list(part) for part in state["rollout"]))
         self._pending = int(state["pending"])
         self.best_reward = float(state["best_reward"])
         self.best_correlation = float(state["best_correlation"])
         self.last_metrics = dict(state["last_metrics"])
-        self._last_saved = self.episode
-
-    def _publish_checkpoint(self, path: Path) -> None:
-        # ``Bus.emit(kind, **fields)`` names its event-class parameter ``kind``, which collides
-        # with ``ArtifactSaved.kind``; binding that field first sidesteps the clash.
-        checkpoint_event = cast("type[ArtifactSaved]", partial(ArtifactSaved, kind="checkpoint"))
-        self.bus.emit(
-            checkpoint_event,
-            name=path.stem,
-            path=str(path),
-            step=max(self.episode - 1, 0),
-            axis=AXIS,
-            metadata={
-                "episode": self.episode,
-                "total_reward": self.last_metrics.get("episode/total_reward", math.nan),
-            },
-        )
 
     # -- the loop --
 
-    def _publish_start(self) -> None:
-        publish_start(self.bus, self.config)
-        stats = self.calibration.statistics()
-        self.bus.emit(
-            Evaluation,
-            step=self.episode,
-            axis=AXIS,
-            name="calibration_data",
-            values={f"calibration/{k}": v for k, v in stats.items()},
-        )
-
     async def train(self, num_episodes: int) -> TrainResult:
         """Train for ``num_episodes`` more episodes (days) and return final and best metrics."""
-        if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 0:
-            raise ConfigError(f"episodes must be an integer >= 0, got {num_episodes!r}")
-        if not self._started:
-            self._publish_start()
-            self._started = True
-        for _ in range(num_episodes):
-            record = await anyio.to_thread.run_sync(self._play_episode)
-            values = dict(record["metrics"])
-            values.update(record.get("losses", {}))
-            self.bus.log(values, step=record["episode"], axis=AXIS)
-            if "eval" in record:
-                self.bus.emit(
-                    Evaluation,
-                    step=record["episode"],
-                    axis=AXIS,
-                    name="calibration",
-                    values=record["eval"],
-                )
-            if record["save"]:
-                await self._checkpoint()
-            await anyio.lowlevel.checkpoint()
-        if self.episode > 0 and self._last_saved != self.episode:
-            await self._checkpoint()
-        return self.result()
-
-    async def _checkpoint(self) -> None:
-        """Save once the log holds every step so far: a crash never outruns the log."""
-        await self.bus.flush()
-        self._publish_checkpoint(await anyio.to_thread.run_sync(self.save))
+        return await self.loop.run(self, num_episodes)
 
     def result(self) -> TrainResult:
         """Final (last episode's) and best metrics so far."""
-        best: dict[str, float] = {}
-        if math.isfinite(self.best_reward):
-            best["episode/total_reward"] = self.best_reward
-        if math.isfinite(self.best_correlation):
-            best["eval/correlation"] = self.best_correlation
-        return TrainResult(
-            run_dir=self.run_dir,
-            episodes=self.episode,
-            final=dict(self.last_metrics),
-            best=best,
-        )
+        best = {"episode/total_reward": self.best_reward, "eval/correlation": self.best_correlation}
+        return train_result(self.run_dir, self.episode, self.last_metrics, best)
 
 
 def build(config: PPOConfig, bus: Bus, run_dir: Path, seed: int) -> PPOTrainer:
@@ -703,10 +566,13 @@ def build(config: PPOConfig, bus: Bus, run_dir: Path, seed: int) -> PPOTrainer:
     return PPOTrainer(config, bus, run_dir, seed)
 
 
+SPEC = TrainerSpec(config=PPOConfig, build=build, episodes=300, axis=AXIS)
+
 __all__ = [
     "CONFIG",
     "EPISODE_KEYS",
     "LOSS_KEYS",
+    "SPEC",
     "ActorCritic",
     "CTRModel",
     "PPOConfig",
@@ -714,6 +580,3 @@ __all__ = [
     "build",
     "gae",
 ]
-
-
-SPEC = TrainerSpec(config=PPOConfig, build=build, episodes=300, axis="episode")
