@@ -388,7 +388,6 @@ class AMPTrainer:
     def __init__(self, config: AMPConfig, bus: Bus, run_dir: Path, seed: int) -> None:
         config.validate()
         self.config = config
-        self.bus = bus
         self.run_dir = Path(run_dir)
         self.seed = seed
         self.sim_config = config.motion_config()

@@ -24,12 +24,9 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import anyio
-import anyio.lowlevel
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -37,11 +34,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents import checkpoints
-from agents.base import TrainerSpec, TrainResult, publish_start
-from sims.trading import EpisodeResult, PolicyFn, TradingConfig, TradingEnv, evaluate_policies
+from agents.base import TrainerSpec, TrainResult, train_result
+from agents.common import NON_NEGATIVE, POSITIVE, UNIT, Interval, check_bool, check_number
+from agents.loop import Evaluated, Publication, Saved, StepRecord, TrainerLoop
+from sims.trading import (
+    EpisodeResult,
+    PolicyFn,
+    Trade,
+    TradingConfig,
+    TradingEnv,
+    evaluate_policies,
+)
 from telemetry.bus import Bus
 from telemetry.errors import ConfigError
-from telemetry.events import ArtifactSaved, Evaluation, TradeClosed
+from telemetry.events import TradeClosed
 
 __all__ = [
     "CONFIG",
@@ -58,10 +64,8 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 M = TypeVar("M", bound=nn.Module)
 
-# ``Bus.emit``'s first parameter is called ``kind``, as is ``ArtifactSaved.kind``:
-# binding the field first sidesteps the clash.
-_Checkpoint = cast("type[ArtifactSaved]", partial(ArtifactSaved, kind="checkpoint"))
-
+AXIS = "generation"
+"""The step axis of every per-generation event."""
 RESUME_FILE = "erl-resume.pt"
 """The full-state checkpoint a trainer resumes from, under ``run_dir / "checkpoints"``."""
 BEST_FILE = "erl-best.pt"
@@ -126,65 +130,17 @@ class ERLConfig:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
-        for name, low, high in (
-            ("population_size", 2, 100_000),
-            ("tournament_size", 1, 100_000),
-            ("episodes_per_generation", 1, 100_000),
-            ("gradient_steps_per_generation", 0, 10_000_000),
-            ("batch_size", 1, 10_000_000),
-            ("buffer_capacity", 1, 100_000_000),
-            ("hidden_size", 1, 100_000),
-            ("log_frequency", 1, 1_000_000_000),
-            ("validation_episodes", 1, 100_000),
-            ("sync_period", 0, 1_000_000_000),
-            ("checkpoint_frequency", 1, 1_000_000_000),
-            ("n_stocks", 1, 256),
-            ("episode_length", 1, 100_000),
-        ):
-            value = getattr(self, name)
-            ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-            _require(ok, name, f"an int in [{low}, {high}]", value)
-        for name, lo, hi, low_closed, high_closed in (
-            ("elite_fraction", 0.0, 1.0, False, False),
-            ("crossover_rate", 0.0, 1.0, True, True),
-            ("mutation_rate", 0.0, 1.0, False, True),
-            ("gamma", 0.0, 1.0, True, False),
-            ("tau", 0.0, 1.0, False, True),
-            ("noise_decay", 0.0, 1.0, False, True),
-            ("mutation_std", 0.0, math.inf, False, False),
-            ("actor_lr", 0.0, math.inf, False, False),
-            ("critic_lr", 0.0, math.inf, False, False),
-            ("noise_scale", 0.0, math.inf, True, False),
-        ):
-            number = getattr(self, name)
-            ok = (
-                isinstance(number, int | float)
-                and not isinstance(number, bool)
-                and math.isfinite(number)
-                and (lo <= number if low_closed else lo < number)
-                and (number <= hi if high_closed else number < hi)
+        for name, allowed in _ALLOWED.items():
+            check_number("erl", self, name, allowed)
+        check_bool("erl", self, "checkpoint_on_improvement")
+        if self.elites >= self.population_size:
+            raise ConfigError(
+                f"erl.elite_fraction must be small enough to leave offspring in a population of "
+                f"{self.population_size} (it keeps {self.elites}), got {self.elite_fraction!r}"
             )
-            interval = f"{'[' if low_closed else '('}{lo:g}, {hi:g}{']' if high_closed else ')'}"
-            _require(ok, name, f"a finite number in {interval}", number)
-        _require(
-            isinstance(self.checkpoint_on_improvement, bool),
-            "checkpoint_on_improvement",
-            "a bool",
-            self.checkpoint_on_improvement,
-        )
-        _require(
-            self.elites < self.population_size,
-            "elite_fraction",
-            f"small enough to leave offspring in a population of {self.population_size} "
-            f"(it keeps {self.elites})",
-            self.elite_fraction,
-        )
-        _require(
-            self.buffer_capacity >= self.batch_size,
-            "buffer_capacity",
-            f"at least batch_size ({self.batch_size})",
-            self.buffer_capacity,
-        )
+        batch = self.batch_size
+        within = Interval(batch, integer=True, text=f"at least batch_size ({batch})")
+        check_number("erl", self, "buffer_capacity", within)
 
     @property
     def elites(self) -> int:
@@ -199,9 +155,27 @@ class ERLConfig:
 CONFIG = ERLConfig
 
 
-def _require(ok: bool, name: str, allowed: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"erl.{name} must be {allowed}, got {value!r}")
+_ALLOWED = {
+    "population_size": Interval(2, 100_000, integer=True),
+    **dict.fromkeys(
+        ("tournament_size", "episodes_per_generation", "hidden_size", "validation_episodes"),
+        Interval(1, 100_000, integer=True),
+    ),
+    "gradient_steps_per_generation": Interval(0, 10_000_000, integer=True),
+    "batch_size": Interval(1, 10_000_000, integer=True),
+    "buffer_capacity": Interval(1, 100_000_000, integer=True),
+    **dict.fromkeys(("log_frequency", "checkpoint_frequency"), Interval(1, 10**9, integer=True)),
+    "sync_period": Interval(0, 10**9, integer=True),
+    "n_stocks": Interval(1, 256, integer=True),
+    "episode_length": Interval(1, 100_000, integer=True),
+    "elite_fraction": Interval(0.0, 1.0, low_open=True, high_open=True),
+    "crossover_rate": UNIT,
+    "gamma": Interval(0.0, 1.0, high_open=True),
+    **dict.fromkeys(("mutation_rate", "tau", "noise_decay"), Interval(0.0, 1.0, low_open=True)),
+    **dict.fromkeys(("mutation_std", "actor_lr", "critic_lr"), POSITIVE),
+    "noise_scale": NON_NEGATIVE,
+}
+"""What each numeric field of ``ERLConfig`` allows."""
 
 
 # ---------------------------------------------------------------------- networks
@@ -372,9 +346,8 @@ class ERLTrainer:
     def __init__(self, config: ERLConfig, bus: Bus, run_dir: Path, seed: int) -> None:
         config.validate()
         self.config = config
-        self.bus = bus
         self.run_dir = Path(run_dir)
-        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.checkpoint_dir = checkpoints.folder(self.run_dir)
         self.seed = int(seed)
         self.sim = config.trading()
         self.obs_size = self.sim.observation_size
@@ -411,7 +384,7 @@ class ERLTrainer:
         """The latest generation's metrics (and its validation results, if it validated)."""
         self._envs = [TradingEnv(self.sim) for _ in range(config.population_size + 1)]
         self._validation_env = TradingEnv(self.sim, split="validation")
-        self._saved_at = -1
+        self.loop = TrainerLoop(bus, AXIS)
         self.resumed = self._resume()
 
     def _new_actor(self) -> Actor:
@@ -421,27 +394,43 @@ class ERLTrainer:
 
     async def train(self, num_episodes: int) -> TrainResult:
         """Run ``num_episodes`` more generations, validating and checkpointing as configured."""
-        if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 0:
-            raise ConfigError(f"episodes must be an int >= 0, got {num_episodes!r}")
-        publish_start(self.bus, self.config)
-        last = self.generation + num_episodes - 1
-        for _ in range(num_episodes):
-            self.last_metrics = await anyio.to_thread.run_sync(self._generation_step, last)
-            await anyio.lowlevel.checkpoint()
-        if self._saved_at != self.generation:
-            await self.bus.flush()
-            await anyio.to_thread.run_sync(self._save_resume)
-        best = {"fitness/best_ever": self.best_fitness, "validation/fitness": self.best_validation}
-        return TrainResult(
-            run_dir=self.run_dir, episodes=self.generation, final=dict(self.last_metrics), best=best
-        )
+        return await self.loop.run(self, num_episodes)
 
-    def _generation_step(self, last: int) -> dict[str, float]:
-        """One generation: evaluate, learn, select; then publish, validate and checkpoint."""
+    def begin(self) -> None:
+        """Nothing beyond the hyperparameters to publish at the start."""
+
+    def result(self) -> TrainResult:
+        """The last generation's metrics, the best fitness and the best validation so far."""
+        best = {"fitness/best_ever": self.best_fitness, "validation/fitness": self.best_validation}
+        return train_result(self.run_dir, self.generation, self.last_metrics, best)
+
+    def step(self, last: bool) -> StepRecord:
+        """One generation: evaluate, learn, select; validate when due and on the last one."""
         torch.set_num_threads(1)
         cfg = self.config
         g = self.generation
         start = time.perf_counter()
+        metrics, improved = self._generation(g)
+        elapsed = time.perf_counter() - start
+        self.total_time += elapsed
+        self.generation = g + 1
+        metrics["training/generation_time"] = elapsed
+        metrics["training/avg_generation_time"] = self.total_time / self.generation
+        saved = (self._save_best(g),) if improved and cfg.checkpoint_on_improvement else ()
+        self.last_metrics = dict(metrics)
+        evaluations: tuple[Evaluated, ...] = ()
+        trades: tuple[Publication, ...] = ()
+        if (g + 1) % cfg.log_frequency == 0 or last:
+            values, trades = self._validate()
+            self.last_metrics.update(values)
+            evaluations = (Evaluated("validation", values),)
+        due = (g + 1) % cfg.checkpoint_frequency == 0
+        return StepRecord(g, metrics, evaluations, trades, saved, checkpoint=due)
+
+    def _generation(self, g: int) -> tuple[dict[str, float], bool]:
+        """Generation ``g``'s rollout, DDPG updates and selection; its metrics, and whether the
+        best fitness ever improved."""
+        cfg = self.config
         members = [*self.population, self.actor]
         noise = np.zeros(len(members))
         noise[-1] = cfg.noise_scale * cfg.noise_decay**g
@@ -461,10 +450,7 @@ class ERLTrainer:
         if cfg.sync_period and (g + 1) % cfg.sync_period == 0:
             # Offspring sit after the elites, so the last slot is never an elite.
             self.population[-1] = _clone(self.actor)
-        elapsed = time.perf_counter() - start
-        self.total_time += elapsed
-        self.generation = g + 1
-        metrics: dict[str, float] = {
+        metrics = {
             "fitness/mean": float(fitness.mean()),
             "fitness/max": float(fitness.max()),
             "fitness/min": float(fitness.min()),
@@ -474,21 +460,11 @@ class ERLTrainer:
             "train/critic_loss": critic_loss,
             "train/learner_reward": float(rollout.rewards[-1]),
             "train/noise_scale": float(noise[-1]),
-            "training/generation_time": elapsed,
-            "training/avg_generation_time": self.total_time / self.generation,
             "buffer/size": self.buffer.size,
             "buffer/utilization": self.buffer.size / self.buffer.capacity,
             "buffer/capacity": self.buffer.capacity,
         }
-        self.bus.log(metrics, step=g, axis="generation")
-        if improved and cfg.checkpoint_on_improvement:
-            self._save_best(g)
-        if (g + 1) % cfg.log_frequency == 0 or g == last:
-            metrics.update(self._validate(g))
-        if (g + 1) % cfg.checkpoint_frequency == 0:
-            self.bus.flush_from_thread()  # a checkpoint never holds steps the log lacks
-            self._save_resume()
-        return metrics
+        return metrics, improved
 
     def _train_seeds(self, generation: int) -> list[int]:
         """The training periods of one generation: fresh ones every generation, shared by all."""
@@ -619,8 +595,10 @@ class ERLTrainer:
 
     # -- validation --
 
-    def _validate(self, g: int) -> dict[str, float]:
-        """Trade the validation periods with the generation's champion; publish the results."""
+    def _validate(
+        self,
+    ) -> tuple[dict[str, float], tuple[Publication, ...]]:
+        """Trade the validation periods with the generation's champion: results and trades."""
         assert self.champion is not None
         seeds = range(self.config.validation_episodes)
         results: list[EpisodeResult] = evaluate_policies(
@@ -636,24 +614,7 @@ class ERLTrainer:
             "validation/winning_trades": wins,
         }
         self.best_validation = max(self.best_validation, fitness)
-        self.bus.emit(Evaluation, step=g, axis="generation", name="validation", values=values)
-        for trade in trades:
-            self.bus.emit(
-                TradeClosed,
-                step=g,
-                axis="generation",
-                stock=trade.stock,
-                direction=trade.direction,
-                size=trade.size,
-                entry_price=trade.entry_price,
-                exit_price=trade.exit_price,
-                entry_step=trade.entry_step,
-                exit_step=trade.exit_step,
-                holding_duration=trade.holding_duration,
-                pnl=trade.pnl,
-                time_of_day=trade.time_of_day,
-            )
-        return values
+        return values, tuple((TradeClosed, _trade_fields(trade)) for trade in trades)
 
     def champion_policy(self) -> PolicyFn:
         """The latest generation's fittest member as a policy function."""
@@ -669,10 +630,7 @@ class ERLTrainer:
 
     # -- checkpoints --
 
-    def _write(self, state: dict[str, Any], name: str) -> Path:
-        return checkpoints.save(state, self.checkpoint_dir / name)
-
-    def _save_best(self, g: int) -> None:
+    def _save_best(self, g: int) -> Saved:
         assert self.best_actor is not None
         state = {
             "actor": self.best_actor.state_dict(),
@@ -680,18 +638,11 @@ class ERLTrainer:
             "generation": g,
             "config": asdict(self.config),
         }
-        path = self._write(state, BEST_FILE)
-        self.bus.emit(
-            _Checkpoint,
-            name="erl-best",
-            path=str(path),
-            step=g,
-            axis="generation",
-            metadata={"generation": g, "fitness": self.best_fitness},
-        )
+        path = checkpoints.save(state, self.checkpoint_dir / BEST_FILE)
+        return Saved(path, {"generation": g, "fitness": self.best_fitness})
 
-    def _save_resume(self) -> None:
-        """Everything needed to continue the run exactly where it stopped."""
+    def save(self) -> Saved:
+        """Write everything needed to continue the run exactly where it stopped."""
         state = {
             "format": _FORMAT,
             "config": asdict(self.config),
@@ -713,17 +664,8 @@ class ERLTrainer:
             "numpy_rng": self.rng.bit_generator.state,
             "torch_rng": self.torch_rng,
         }
-        path = self._write(state, RESUME_FILE)
-        self._saved_at = self.generation
-        step = max(0, self.generation - 1)
-        self.bus.emit(
-            _Checkpoint,
-            name="erl-resume",
-            path=str(path),
-            step=step,
-            axis="generation",
-            metadata={"generation": self.generation, "fitness": self.best_fitness},
-        )
+        path = checkpoints.save(state, self.checkpoint_dir / RESUME_FILE)
+        return Saved(path, {"generation": self.generation, "fitness": self.best_fitness})
 
     def _resume(self) -> bool:
         """Load the run's resume checkpoint if ``run_dir`` holds one."""
@@ -767,8 +709,23 @@ class ERLTrainer:
         self.buffer.load_state_dict(state["buffer"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.torch_rng = state["torch_rng"]
-        self._saved_at = self.generation
         return True
+
+
+def _trade_fields(trade: Trade) -> dict[str, Any]:
+    """A closed trade as the fields of its ``TradeClosed`` event."""
+    return {
+        "stock": trade.stock,
+        "direction": trade.direction,
+        "size": trade.size,
+        "entry_price": trade.entry_price,
+        "exit_price": trade.exit_price,
+        "entry_step": trade.entry_step,
+        "exit_step": trade.exit_step,
+        "holding_duration": trade.holding_duration,
+        "pnl": trade.pnl,
+        "time_of_day": trade.time_of_day,
+    }
 
 
 def build(config: ERLConfig, bus: Bus, run_dir: Path, seed: int) -> ERLTrainer:
@@ -776,4 +733,4 @@ def build(config: ERLConfig, bus: Bus, run_dir: Path, seed: int) -> ERLTrainer:
     return ERLTrainer(config, bus, run_dir, seed)
 
 
-SPEC = TrainerSpec(config=ERLConfig, build=build, episodes=30, axis="generation")
+SPEC = TrainerSpec(config=ERLConfig, build=build, episodes=30, axis=AXIS)

@@ -23,6 +23,9 @@ from telemetry.bus import Bus
 from telemetry.errors import ConfigError
 from telemetry.events import ArtifactSaved, Evaluation, Param
 
+Publication = tuple[type[Any], Mapping[str, Any]]
+"""An event to publish: its class and its fields but ``step`` and ``axis`` (the loop's)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Evaluated:
@@ -49,8 +52,8 @@ class StepRecord:
     metrics: Mapping[str, float]
     """The step's ``Metrics`` (none published when empty)."""
     evaluations: tuple[Evaluated, ...] = ()
-    events: tuple[tuple[type[Any], Mapping[str, Any]], ...] = ()
-    """Further events, each its class and fields but ``step`` and ``axis`` (ERL's trades)."""
+    events: tuple[Publication, ...] = ()
+    """Further events of the step (ERL's trades)."""
     saved: tuple[Saved, ...] = ()
     """Checkpoints the step wrote itself (ERL's best agent)."""
     checkpoint: bool = False

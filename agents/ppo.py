@@ -243,7 +243,6 @@ class PPOTrainer:
     def __init__(self, config: PPOConfig, bus: Bus, run_dir: Path, seed: int) -> None:
         config.validate()
         self.config = config
-        self.bus = bus
         self.run_dir = Path(run_dir)
         self.seed = seed
         self.sim_config = config.auction_config()
