@@ -341,6 +341,12 @@ class Discriminator(nn.Module):
         return out
 
 
+def bounds_loss(mean: torch.Tensor) -> torch.Tensor:
+    """How far action means leave ``[-1, 1]``: the mean over the batch of summed squares."""
+    outside = torch.clamp(mean - 1.0, min=0.0) ** 2 + torch.clamp(mean + 1.0, max=0.0) ** 2
+    return outside.sum(-1).mean()
+
+
 def style_reward(logits: torch.Tensor) -> torch.Tensor:
     """AMP's least-squares style reward ``max(0, 1 - 0.25 (d - 1)^2)``."""
     return torch.clamp(1.0 - 0.25 * (logits - 1.0) ** 2, min=0.0)
@@ -363,8 +369,24 @@ class _Rollout:
     amp_obs: torch.Tensor
     last_value: torch.Tensor
     raw_obs: NDArray[np.float32]
-    play_time: float
-    step_time: float
+    play_time: float = 0.0
+    step_time: float = 0.0
+
+    @classmethod
+    def zeros(cls, horizon: int, n: int) -> _Rollout:
+        """A rollout of ``horizon`` steps of ``n`` envs, all zeros, to fill step by step."""
+        return cls(
+            obs=torch.zeros((horizon, n, OBS_DIM)),
+            actions=torch.zeros((horizon, n, ACTION_DIM)),
+            logprobs=torch.zeros((horizon, n)),
+            values=torch.zeros((horizon, n)),
+            task_rewards=torch.zeros((horizon, n)),
+            bootstrap=torch.zeros((horizon, n)),
+            dones=torch.zeros((horizon, n)),
+            amp_obs=torch.zeros((horizon, n, AMP_TRANSITION_DIM)),
+            last_value=torch.zeros(n),
+            raw_obs=np.zeros((horizon, n, OBS_DIM), dtype=np.float32),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +423,10 @@ class AMPTrainer:
             [p for p in self.model.parameters() if p.requires_grad], lr=config.lr, eps=1e-5
         )
         self.disc_optimizer = torch.optim.Adam(self.disc.parameters(), lr=config.disc_lr)
+        # Actor and critic clip their gradient norms separately (rl_games).
+        learned_std = [self.model.log_std] if config.learn_std else []
+        actor = [*self.model.actor.parameters(), *learned_std]
+        self._clip_groups = [actor, [*self.model.critic.parameters()]]
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         self.clips: list[MotionClip] = make_reference_clips(
@@ -462,67 +488,49 @@ class AMPTrainer:
 
     def _play(self) -> _Rollout:
         """Collect ``horizon`` steps of every env with the stochastic policy."""
-        cfg = self.config
-        horizon, n = cfg.horizon, cfg.num_envs
         start = time.perf_counter()
-        step_time = 0.0
-        obs_t = torch.zeros((horizon, n, OBS_DIM))
-        actions = torch.zeros((horizon, n, ACTION_DIM))
-        logprobs = torch.zeros((horizon, n))
-        values = torch.zeros((horizon, n))
-        task_rewards = torch.zeros((horizon, n))
-        bootstrap = torch.zeros((horizon, n))
-        dones = torch.zeros((horizon, n))
-        amp_obs = torch.zeros((horizon, n, AMP_TRANSITION_DIM))
-        raw_obs = np.zeros((horizon, n, OBS_DIM), dtype=np.float32)
+        r = _Rollout.zeros(self.config.horizon, self.config.num_envs)
         obs = self.obs
         std = torch.exp(self.model.log_std.detach())
-        for t in range(horizon):
-            raw_obs[t] = obs
+        for t in range(self.config.horizon):
+            r.raw_obs[t] = obs
             x = self.obs_input.tensor(obs)
             with torch.no_grad():
                 mean = self.model.mean(x)
-                noise = torch.randn(mean.shape, generator=self.generator)
-                action = mean + std * noise
-                logprobs[t] = self.model.log_prob(mean, action)
-                values[t] = self.model.value(x)
-            obs_t[t] = x
-            actions[t] = action
+                action = mean + std * torch.randn(mean.shape, generator=self.generator)
+                r.logprobs[t] = self.model.log_prob(mean, action)
+                r.values[t] = self.model.value(x)
+            r.obs[t] = x
+            r.actions[t] = action
             tick = time.perf_counter()
             obs, reward, terminated, truncated, info = self.env.step(action.numpy())
-            step_time += time.perf_counter() - tick
-            task_rewards[t] = torch.as_tensor(reward)
-            amp_obs[t] = torch.as_tensor(info["amp_obs"])
-            done = terminated | truncated
-            dones[t] = torch.as_tensor(done.astype(np.float32))
+            r.step_time += time.perf_counter() - tick
+            r.task_rewards[t] = torch.as_tensor(reward)
+            r.amp_obs[t] = torch.as_tensor(info["amp_obs"])
+            r.dones[t] = torch.as_tensor((terminated | truncated).astype(np.float32))
             if truncated.any():
                 # A truncated episode is not over for the value: bootstrap from its final obs.
                 rows = np.flatnonzero(truncated)
                 with torch.no_grad():
                     final_value = self.model.value(self.obs_input.tensor(info["final_obs"][rows]))
-                bootstrap[t, torch.as_tensor(rows)] = final_value
-            self.episodes_finished += int(done.sum())
-            for i in np.flatnonzero(done):
-                self.episode_returns.append(float(info["episode_return"][i]))
-                self.episode_lengths.append(float(info["episode_length"][i]))
-                self.episode_falls.append(float(terminated[i]))
+                r.bootstrap[t, torch.as_tensor(rows)] = final_value
+            self._track_finished(terminated, truncated, info)
         self.obs = obs
         with torch.no_grad():
-            last_value = self.model.value(self.obs_input.tensor(obs))
-        return _Rollout(
-            obs=obs_t,
-            actions=actions,
-            logprobs=logprobs,
-            values=values,
-            task_rewards=task_rewards,
-            bootstrap=bootstrap,
-            dones=dones,
-            amp_obs=amp_obs,
-            last_value=last_value,
-            raw_obs=raw_obs,
-            play_time=time.perf_counter() - start,
-            step_time=step_time,
-        )
+            r.last_value = self.model.value(self.obs_input.tensor(obs))
+        r.play_time = time.perf_counter() - start
+        return r
+
+    def _track_finished(
+        self, terminated: NDArray[np.bool_], truncated: NDArray[np.bool_], info: dict[str, Any]
+    ) -> None:
+        """Count the episodes that ended this step and track their return, length and fall."""
+        done = terminated | truncated
+        self.episodes_finished += int(done.sum())
+        for i in np.flatnonzero(done):
+            self.episode_returns.append(float(info["episode_return"][i]))
+            self.episode_lengths.append(float(info["episode_length"][i]))
+            self.episode_falls.append(float(terminated[i]))
 
     def _disc_step(self, agent_amp: torch.Tensor) -> dict[str, float]:
         """One discriminator step: LSGAN loss, gradient penalty on demo data, regularisers."""
@@ -628,32 +636,20 @@ class AMPTrainer:
         surrogate = ppo_kit.clipped_surrogate(
             new_logp, batch.logprobs[idx], batch.advantages[idx], cfg.clip_coef
         )
-        value, old_value, ret = (
+        c_loss = ppo_kit.value_loss(
             self.model.value(batch.obs[idx]),
-            batch.values[idx],
             batch.returns[idx],
+            clip_around=batch.values[idx] if cfg.clip_value else None,
+            clip_coef=cfg.clip_coef,
         )
-        c_loss = (value - ret) ** 2
-        if cfg.clip_value:
-            clipped = old_value + torch.clamp(value - old_value, -cfg.clip_coef, cfg.clip_coef)
-            c_loss = torch.max(c_loss, (clipped - ret) ** 2)
-        c_loss = c_loss.mean()
-        b_loss = (
-            (torch.clamp(mean - 1.0, min=0.0) ** 2 + torch.clamp(mean + 1.0, max=0.0) ** 2)
-            .sum(-1)
-            .mean()
-        )
+        b_loss = bounds_loss(mean)
         loss = (
             surrogate.loss
             + 0.5 * cfg.vf_coef * c_loss
             - cfg.ent_coef * entropy
             + cfg.bounds_loss_coef * b_loss
         )
-        actor = [*self.model.actor.parameters()]
-        if self.model.log_std.requires_grad:
-            actor.append(self.model.log_std)
-        groups = [actor, [*self.model.critic.parameters()]]
-        ppo_kit.gradient_step(self.optimizer, loss, groups, cfg.max_grad_norm)
+        ppo_kit.gradient_step(self.optimizer, loss, self._clip_groups, cfg.max_grad_norm)
         return {
             "a_loss": float(surrogate.loss.detach()),
             "c_loss": float(c_loss.detach()),

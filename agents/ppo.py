@@ -485,7 +485,7 @@ class PPOTrainer:
                 surrogate = ppo_kit.clipped_surrogate(
                     new_logp, old_logp[idx], advantages[idx], cfg.clip_coef
                 )
-                v_loss = 0.5 * (self.model.value(obs[idx]) - returns[idx]).pow(2).mean()
+                v_loss = 0.5 * ppo_kit.value_loss(self.model.value(obs[idx]), returns[idx])
                 loss = surrogate.loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
                 ppo_kit.gradient_step(
                     self.optimizer, loss, [self.model.parameters()], cfg.max_grad_norm

@@ -1,8 +1,9 @@
 """The PPO pieces PPO and AMP share: heads, observation input, GAE, the clipped surrogate.
 
 After CleanRL's ``ppo.py``: two tanh MLPs (actor and critic) with orthogonal initialisation,
-GAE advantages, per-minibatch advantage normalisation, the clipped surrogate with its approximate
-KL and clip fraction, a clipped gradient step, and the critic's explained variance.
+GAE advantages, shuffled minibatches, per-minibatch advantage normalisation, the clipped
+surrogate with its approximate KL and clip fraction, the (optionally clipped) value loss, a
+gradient step with norm clipping, and the critic's explained variance.
 """
 
 from __future__ import annotations
@@ -143,6 +144,22 @@ def clipped_surrogate(
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     loss = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)).mean()
     return Surrogate(loss, approx_kl, clip_frac)
+
+
+def value_loss(
+    values: torch.Tensor,
+    returns: torch.Tensor,
+    *,
+    clip_around: torch.Tensor | None = None,
+    clip_coef: float = 0.0,
+) -> torch.Tensor:
+    """The critic's mean squared error; pessimistic over values clipped to ``clip_around +-
+    clip_coef`` when ``clip_around`` (the rollout's values) is given (rl_games' clip_value)."""
+    loss = (values - returns) ** 2
+    if clip_around is not None:
+        clipped = clip_around + torch.clamp(values - clip_around, -clip_coef, clip_coef)
+        loss = torch.max(loss, (clipped - returns) ** 2)
+    return loss.mean()
 
 
 def gradient_step(
