@@ -1,0 +1,67 @@
+"""The config range check every trainer uses (agents.common)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+
+from agents.common import NON_NEGATIVE, POSITIVE, UNIT, Interval, at_least, check_number
+from telemetry.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("allowed", "text"),
+    [
+        (POSITIVE, "> 0"),
+        (NON_NEGATIVE, ">= 0"),
+        (UNIT, "in [0, 1]"),
+        (at_least(1), "an integer >= 1"),
+        (Interval(0.0, 1.0, low_open=True), "in (0, 1]"),
+        (Interval(0.0, 1.0, high_open=True), "in [0, 1)"),
+        (Interval(2, 100_000, integer=True), "an integer in [2, 100000]"),
+        (Interval(-5.0, 2.5), "in [-5, 2.5]"),
+        (Interval(high=1e-3), "<= 0.001"),
+        (Interval(high=1e-3, text="<= lr (0.001)"), "<= lr (0.001)"),
+        (Interval(), "a finite number"),
+    ],
+)
+def test_an_interval_says_what_it_allows(allowed: Interval, text: str) -> None:
+    """The text an error message uses for each kind of interval."""
+    assert str(allowed) == text
+
+
+@pytest.mark.parametrize(
+    ("allowed", "value", "inside"),
+    [
+        (POSITIVE, 1e-9, True),
+        (POSITIVE, 0.0, False),
+        (UNIT, 1, True),
+        (UNIT, math.nan, False),
+        (NON_NEGATIVE, math.inf, False),
+        (at_least(1), 1, True),
+        (at_least(1), 2.0, False),
+        (at_least(0), True, False),
+        (Interval(0.0, 1.0, low_open=True), 0.0, False),
+        (Interval(0.0, 1.0, high_open=True), 1.0, False),
+        (POSITIVE, "1", False),
+    ],
+)
+def test_an_interval_holds_finite_numbers_between_its_bounds(
+    allowed: Interval, value: object, inside: bool
+) -> None:
+    """Bools, strings, NaN and infinities are never inside; integers only where asked."""
+    assert (value in allowed) is inside
+
+
+@dataclass
+class _Config:
+    lr: float = 0.0
+
+
+def test_check_number_names_the_section_field_and_what_is_allowed() -> None:
+    """The message reads ``section.field must be <allowed>, got <value>``."""
+    with pytest.raises(ConfigError, match=r"^ppo\.lr must be > 0, got 0\.0$"):
+        check_number("ppo", _Config(), "lr", POSITIVE)
+    check_number("ppo", _Config(lr=0.1), "lr", POSITIVE)
