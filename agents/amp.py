@@ -20,7 +20,8 @@ The motion prior
     ``max(0, 1 - 0.25 (d - 1)^2)``; the policy's reward is
     ``task_reward_weight * task + style_reward_weight * style``.
 
-Telemetry (all through the bus, axis ``epoch``, step = epoch index, continuing on resume)
+Telemetry (all through the bus, axis ``epoch``, step = epoch index, continuing on resume;
+published by the shared loop ``agents.loop`` from each epoch's ``StepRecord``)
     Hyperparameters and system info once; per epoch ONE ``Metrics`` event with the AMP /
     rl_games names (:data:`EPOCH_KEYS`); every ``eval_frequency`` epochs and at the end of
     ``train`` an ``Evaluation`` of the deterministic policy (action means) with

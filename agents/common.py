@@ -70,7 +70,7 @@ class Interval:
     def __contains__(self, value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
-        if (self.integer and not isinstance(value, int)) or not math.isfinite(value):
+        if isinstance(value, float) and (self.integer or not math.isfinite(value)):
             return False
         above = self.low < value if self.low_open else self.low <= value
         below = value < self.high if self.high_open else value <= self.high

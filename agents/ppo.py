@@ -20,7 +20,8 @@ The CTR model, and where its data comes from
     it predicts the CTR of each impression of ``make_calibration_data`` and is scored with
     ``evaluate_predictions`` against the true CTR.
 
-Telemetry (all through the bus)
+Telemetry (all through the bus, published by the shared loop ``agents.loop`` from each
+episode's ``StepRecord``)
     Hyperparameters and system info, and the calibration data's statistics (``calibration/*``,
     once per trainer, at the step it starts from: 0 for a fresh run); per episode one
     ``Metrics`` event on axis ``episode`` with ``episode/*`` and, after an update, ``losses/*``;

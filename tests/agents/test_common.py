@@ -46,6 +46,7 @@ def test_an_interval_says_what_it_allows(allowed: Interval, text: str) -> None:
         (Interval(0.0, 1.0, low_open=True), 0.0, False),
         (Interval(0.0, 1.0, high_open=True), 1.0, False),
         (POSITIVE, "1", False),
+        (at_least(1), 10**400, True),
     ],
 )
 def test_an_interval_holds_finite_numbers_between_its_bounds(
