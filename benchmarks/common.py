@@ -243,7 +243,7 @@ async def wait_delivered(bus: Bus, target: int | None = None, timeout: float = 3
     goal = bus.published if target is None else target
     with anyio.fail_after(timeout):
         # The bus exposes counters, not an event to wait on: poll them every millisecond.
-        while any(c.counts.delivered + c.counts.failed < goal for c in bus.channels):  # noqa: ASYNC110
+        while any(c.counts.delivered + c.counts.failed < goal for c in bus.lanes):  # noqa: ASYNC110
             await anyio.sleep(0.001)
 
 
@@ -253,15 +253,15 @@ async def delivery_times(
     """Seconds from ``start`` until each sink had delivered ``target`` events (polled every ms)."""
     done: dict[str, float] = {}
     with anyio.fail_after(timeout):
-        while len(done) < len(bus.channels):
+        while len(done) < len(bus.lanes):
             now = time.perf_counter()
-            for channel in bus.channels:
+            for channel in bus.lanes:
                 if (
                     channel.name not in done
                     and channel.counts.delivered + channel.counts.failed >= target
                 ):
                     done[channel.name] = now - start
-            if len(done) < len(bus.channels):
+            if len(done) < len(bus.lanes):
                 await anyio.sleep(0.001)
     return done
 

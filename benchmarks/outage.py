@@ -208,7 +208,7 @@ async def outage_child(mode: str, events: int, folder: Path) -> dict[str, Any]:
         sampler = RssSampler()
         async with Bus(rid, [log_sink, wandb_sink], health_interval=None, close_timeout=60) as bus:
             await anyio.sleep(0.5)  # the wandb lane opens (imports) and makes its first attempt
-            lane = next(c for c in bus.channels if c.name == "wandb")
+            lane = next(c for c in bus.lanes if c.name == "wandb")
             start = time.perf_counter()
             sampler.__enter__()
             log = bus.log
@@ -216,7 +216,7 @@ async def outage_child(mode: str, events: int, folder: Path) -> dict[str, Any]:
                 for step in range(first, min(events, first + 1_000)):
                     log(VALUES, step=step, axis="step")
                 await anyio.lowlevel.checkpoint()
-                intake_peak = max(intake_peak, bus.health()["telemetry/intake"])
+                intake_peak = max(intake_peak, int(bus.health()["telemetry/intake"]))
                 queued_peak = max(queued_peak, lane.counts.queued)
                 if mode == "paced" and first % 10_000 == 0:
                     await bus.drain()

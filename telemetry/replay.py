@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -13,7 +13,7 @@ from telemetry.bus import Bus, CloseReport
 from telemetry.reader import LogReader, Problem
 from telemetry.sink import Delivery, Sink
 
-log = structlog.get_logger("telemetry")
+logger = structlog.get_logger("telemetry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +36,6 @@ class LogIdentity:
 
     path: Path
     run_id: str
-
-
-def _blocking(item: Sink | tuple[Sink, Delivery]) -> tuple[Sink, Delivery]:
-    sink, delivery = item if isinstance(item, tuple) else (item, Delivery())
-    return sink, replace(delivery, overflow="block")
 
 
 def identify(path: str | os.PathLike[str]) -> LogIdentity:
@@ -69,20 +64,17 @@ async def replay_log(
     count = 0
     # The log being read is the only copy: lanes wait for room instead of spilling,
     # and the reader waits for the lanes, so memory stays bounded.
-    lanes = [_blocking(item) for item in sinks]
-    async with Bus(
-        "replay", lanes, health_interval=None, close_timeout=close_timeout, stamp=False
-    ) as bus:
+    async with Bus.replaying(sinks, close_timeout=close_timeout) as bus:
         for event in reader:
             bus.forward(event)
             count += 1
             if on_event is not None:
                 on_event(count)
             if count % 4096 == 0 and not await bus.drain(timeout=close_timeout):
-                log.warning("replay_stalled", log=str(identity), after_events=count)
+                logger.warning("replay_stalled", log=str(identity), after_events=count)
                 break
     for problem in reader.problems:
-        log.warning(
+        logger.warning(
             "replay_skipped_line", log=str(identity), line=problem.line, reason=problem.reason
         )
     assert bus.report is not None

@@ -46,7 +46,7 @@ from tenacity import wait_exponential_jitter
 
 from sinks.jsonl import JsonlOptions, JsonlSink
 from sinks.memory import MemorySink
-from telemetry import channel as channel_module
+from telemetry import retry as retry_module
 from telemetry.bus import Bus, CloseReport
 from telemetry.errors import SinkUnavailableError
 from telemetry.events import Event, Metrics
@@ -250,8 +250,8 @@ class BusMachine(RuleBasedStateMachine):
     @invariant()
     def counts_add_up(self) -> None:
         def snapshot() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-            counts = {c.name: c.counts.delivered for c in self.bus.channels}
-            failed = {c.name: c.counts.failed for c in self.bus.channels}
+            counts = {c.name: c.counts.delivered for c in self.bus.lanes}
+            failed = {c.name: c.counts.failed for c in self.bus.lanes}
             lengths = {n: len(s.events) for n, s in self.sinks.items()}
             lengths["memory"] = len(self.memory.events)
             return counts, failed, lengths
@@ -312,8 +312,8 @@ def test_random_faults_keep_every_count_true(monkeypatch: pytest.MonkeyPatch) ->
     """Random publish/stall/outage/error/flush/crash sequences keep every count and order true."""
     # A down sink is retried after 10-60 ms here, not 0.5-30 s: the same breaker, faster.
     monkeypatch.setattr(
-        channel_module,
-        "_BREAKER_WAIT",
+        retry_module,
+        "BREAKER_WAIT",
         wait_exponential_jitter(multiplier=0.01, max=0.05, jitter=0.01),
     )
     run_state_machine_as_test(
@@ -331,8 +331,8 @@ def test_random_faults_keep_every_count_true(monkeypatch: pytest.MonkeyPatch) ->
 def _scenario(monkeypatch: pytest.MonkeyPatch, *steps: tuple[str, tuple[Any, ...]]) -> BusMachine:
     """Run the model through fixed steps, checking the invariants after each, as hypothesis does."""
     monkeypatch.setattr(
-        channel_module,
-        "_BREAKER_WAIT",
+        retry_module,
+        "BREAKER_WAIT",
         wait_exponential_jitter(multiplier=0.01, max=0.05, jitter=0.01),
     )
     machine = BusMachine()

@@ -81,7 +81,7 @@ async def _train(tmp_path: Path, extra: Sequence[tuple[object, Delivery]]) -> di
                 published[seq] = done
                 if step % 5 == 0:
                     await anyio.sleep(0.001)
-                    for channel in bus.channels:
+                    for channel in bus.lanes:
                         worst_queue[channel.name] = max(
                             worst_queue.get(channel.name, 0), channel.counts.queued
                         )

@@ -120,7 +120,7 @@ async def test_spilled_sink_catches_up_from_the_log_in_order(tmp_path: Path) -> 
                 bus.log({"x": step}, step=step)
                 if step % 100 == 0:
                     await anyio.lowlevel.checkpoint()
-    channel = next(c for c in bus.channels if c.name == "slow")
+    channel = next(c for c in bus.lanes if c.name == "slow")
     assert channel.counts.spilled > 0
     assert _seqs(slow.events) == list(range(1, bus.published + 1))
 

@@ -27,7 +27,7 @@ async def test_down_sink_catches_up_in_order_exactly_once(tmp_path: Path) -> Non
                 bus.log({"x": step}, step=step)
                 if step % 250 == 0:
                     await anyio.sleep(0.01)
-            lane = next(c for c in bus.channels if c.name == "remote")
+            lane = next(c for c in bus.lanes if c.name == "remote")
             assert lane.breaker.open
             assert lane.counts.queued <= delivery.capacity + 4096
             remote.down = False

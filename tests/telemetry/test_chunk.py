@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 from telemetry.events import Evaluation, Metrics
-from telemetry.intake import RawChunk
+from telemetry.chunk import RawChunk
 
 
 def _chunk() -> tuple[RawChunk, Evaluation]:
