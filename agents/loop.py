@@ -121,17 +121,18 @@ class TrainerLoop:
         for event, fields in record.events:
             await self.bus.aemit(event, step=step, axis=axis, **fields)
         for saved in record.saved:
-            await self._published(saved, step)
+            await self._publish_saved(saved, step)
 
     async def _checkpoint(self, trainer: Steps) -> None:
+        """Save once the log holds every step so far: a checkpoint never runs ahead of the log."""
         assert self._unsaved is not None
         step = self._unsaved
         await self.bus.flush()
         saved = await anyio.to_thread.run_sync(trainer.save)
         self._unsaved = None
-        await self._published(saved, step)
+        await self._publish_saved(saved, step)
 
-    async def _published(self, saved: Saved, step: int) -> None:
+    async def _publish_saved(self, saved: Saved, step: int) -> None:
         await self.bus.aemit(
             ArtifactSaved,
             name=saved.path.stem,
