@@ -391,6 +391,9 @@ class Lane:
             piece = [e for e in batch[start : start + size] if e.seq > self.last_seq]
             if not piece:
                 continue
+            if not self._writes_log and not await self._progress.wait_logged(piece[-1].seq):
+                self._give_up()  # the log will never hold these: no sink may get them
+                return
             if self.mode is LaneMode.ISOLATED:
                 continue
             try:
