@@ -18,6 +18,7 @@ from sinks.registry import LOG_SINK, known_sinks, sink_spec
 from telemetry.bus import Bus, CloseReport, RunInfo
 from telemetry.config import AggregateSection, load_config
 from telemetry.errors import ConfigError, LogFormatError, TelemetryError
+from telemetry.intake import INTAKE_CAPACITY
 from telemetry.logging import configure_logging
 from telemetry.replay import identify, replay_log
 from telemetry.session import (
@@ -79,6 +80,8 @@ class RunSettings:
     """Seconds closing the bus may take at most; what is late stays in the log for replay."""
     health_interval: float = 5.0
     """Seconds between pipeline health reports (0: only at close)."""
+    intake_capacity: int = INTAKE_CAPACITY
+    """Events published and not yet handed to the sinks at most; past it the publisher waits."""
     resume: str | None = None
     """A run folder to continue: same run id, log appended, trainer from its last checkpoint."""
     aggregate: AggregateSection = field(default_factory=AggregateSection)
@@ -103,6 +106,8 @@ class RunSettings:
             raise ConfigError(f"close_timeout must be more than 0, got {self.close_timeout}")
         if self.health_interval < 0:
             raise ConfigError(f"health_interval must be 0 or more, got {self.health_interval}")
+        if self.intake_capacity < 1:
+            raise ConfigError(f"intake_capacity must be at least 1, got {self.intake_capacity}")
         validate_sinks(self, self.sinks)
         if LOG_SINK not in self.sinks:  # written all the same, so its section applies
             getattr(self, LOG_SINK).validate(LOG_SINK)
@@ -206,6 +211,7 @@ async def train(config: RunSettings) -> int:
         health_interval=config.health_interval or None,
         close_timeout=config.close_timeout,
         first_seq=folder.last_seq,
+        intake_capacity=config.intake_capacity,
     ) as bus:
         trainer = spec.build(trainer_config, bus, folder.path, config.seed)
         episodes = config.episodes or spec.episodes

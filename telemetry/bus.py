@@ -167,6 +167,7 @@ class Bus:
 
     async def _yield_for_room(self) -> None:
         await anyio.lowlevel.checkpoint()
+        await self._intake.room()
 
     @property
     def published(self) -> int:

@@ -99,6 +99,8 @@ class Intake:
         with self._lock:
             if self._refusal is not None:
                 raise BusClosedError(self._refusal)
+            if len(self._items) >= self._room_left:
+                self._wait_for_room()
             self.seq = seq = self.seq + 1
             self._items.append(checked)
             self._stamps.append((seq, time.time(), step, axis))
@@ -119,6 +121,8 @@ class Intake:
         with self._lock:
             if self._refusal is not None:
                 raise BusClosedError(self._refusal)
+            if len(self._items) >= self._room_left:
+                self._wait_for_room()
             event = self._stamp_locked(event_type, fields)
         if self._idle:
             self.wake()
@@ -141,6 +145,8 @@ class Intake:
         with self._lock:
             if self._refusal is not None:
                 raise BusClosedError(self._refusal)
+            if len(self._items) >= self._room_left:
+                self._wait_for_room()
             self.seq = max(self.seq, event.seq)
             self.forwarded += 1
             self._items.append(event)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 
-from telemetry.events import Evaluation, Metrics
 from telemetry.chunk import RawChunk
+from telemetry.events import Evaluation, Metrics
 
 
 def _chunk() -> tuple[RawChunk, Evaluation]:
