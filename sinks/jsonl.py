@@ -29,6 +29,9 @@ class JsonlOptions(Delivery):
     """The durable log never spills: it is what other sinks spill onto."""
     fsync_interval: float = 0.2
     """Seconds between fsyncs (group commit); 0 syncs after every batch."""
+    isolate_after: int = 6
+    """Tries behind the breaker (0.5, 1, 2, 4, 8 s apart) before a log that cannot write
+    (a full disk) is isolated; meanwhile later events wait in the bounded intake."""
 
     def extra_checks(self) -> list[tuple[str, bool, str]]:
         return [
@@ -77,7 +80,7 @@ class JsonlSink:
 
     def offset_before(self, seq: int) -> int:
         """A line-start offset at or before the line of ``seq``, from a sparse batch index."""
-        index = self._index
+        index = self._index.copy()  # the writer's thread may thin it meanwhile
         at = bisect.bisect_right(index, seq, key=lambda entry: entry[0]) - 1
         return index[at][1] if at >= 0 else 0
 

@@ -122,7 +122,7 @@ class Lane:
     def offer(self, chunk: RawChunk) -> bool:
         """Queue, spill or count ``chunk``; False when a ``block`` queue is full (try again)."""
         counts, size, mode = self.counts, len(chunk), self.mode
-        if mode is LaneMode.LIVE:
+        if mode is LaneMode.LIVE or (mode is LaneMode.ISOLATED and self._writes_log):
             if counts.queued and counts.queued + size > self.delivery.capacity:
                 if self._log is None:
                     return False  # block: the pump waits for room
@@ -139,8 +139,6 @@ class Lane:
             self._queue(chunk)
         elif mode is LaneMode.ISOLATED:
             counts.failed += size
-            if self._writes_log:
-                self._progress.log_settled(chunk.last_seq)
         counts.offered += size
         counts.last_offered = chunk.last_seq
         return True
@@ -395,6 +393,8 @@ class Lane:
                 self._give_up()  # the log will never hold these: no sink may get them
                 return
             if self.mode is LaneMode.ISOLATED:
+                if self._writes_log:  # the isolated log still settles its events in order
+                    await self._probe(piece)
                 continue
             try:
                 await write_with_retries(
@@ -406,7 +406,11 @@ class Lane:
                 self._down(piece[0].seq, str(exc))
                 return
             except RetryError:
-                self._failed(piece)
+                if not self._writes_log:
+                    self._failed(piece)
+                elif not await self._hold(piece):
+                    self._failed(piece)
+                    self.isolate(f"the log could not be written for {self.breaker.failures} tries")
                 continue
             self._delivered(piece)
 
@@ -450,6 +454,51 @@ class Lane:
         if self._writes_log:
             self._progress.log_settled(seq)
 
+    async def _hold(self, piece: Sequence[Event]) -> bool:
+        """The log cannot write: keep the batch and retry it behind the breaker.
+
+        Everything behind it waits (in the lane's queue, then the bounded intake,
+        then the publisher). After ``isolate_after`` more failed attempts, or when
+        the bus closes, the log is isolated and training is told.
+        """
+        while True:
+            wait = self.breaker.trip()
+            if self.breaker.failures == 1:
+                logger.warning(
+                    "sink_down",
+                    sink=self.name,
+                    error=self.error,
+                    note="later events wait in memory; the publisher waits once the intake is full",
+                )
+            if self.breaker.failures >= self.delivery.isolate_after or self._progress.pump_done:
+                return False
+            await self._progress.sleep_unless_ended(wait)
+            try:
+                await self._attempt(piece)
+            except Exception:
+                continue
+            self._delivered(piece)
+            return True
+
+    async def _probe(self, piece: Sequence[Event]) -> None:
+        """An isolated log's piece: counted failed, or once the breaker allows, one attempt
+        that makes it ``LIVE`` again if it writes."""
+        if not self.breaker.due:
+            self.counts.failed += len(piece)
+            self._settled(piece[-1].seq)
+            return
+        try:
+            if not self._opened and not await self.open():
+                raise SinkUnavailableError(self.error or "cannot open")
+            await self._attempt(piece)
+        except Exception:
+            self.counts.failed += len(piece)
+            self._settled(piece[-1].seq)
+            self.breaker.trip()
+            return
+        self.mode = LaneMode.LIVE
+        self._delivered(piece)
+
     def isolate(self, reason: str) -> None:
         """Stop writing to this sink; everything offered and not delivered is counted failed."""
         if self.mode is LaneMode.ISOLATED:
@@ -464,6 +513,8 @@ class Lane:
                 break
         counts.failed = counts.offered - counts.delivered
         self._settled(max(self.last_seq, counts.last_offered))
+        if self._writes_log:
+            self.breaker.trip()
         logger.error("sink_isolated", sink=self.name, reason=reason, error=self.error)
 
     def _report_once(self, kind: str, message: str) -> None:
