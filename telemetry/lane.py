@@ -21,21 +21,20 @@ has settled it (``Progress.logged``).
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Sequence
 
 import anyio
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from tenacity import RetryError
 
+from telemetry.batching import ChunkQueue
 from telemetry.catchup import CatchUp
 from telemetry.chunk import RawChunk
-from telemetry.errors import SinkUnavailableError
+from telemetry.counts import LaneCounts
 from telemetry.events import Event
 from telemetry.progress import Progress
-from telemetry.retry import Breaker, write_with_retries
+from telemetry.retry import Breaker
 from telemetry.sink import Delivery, DurableLog, Sink
+from telemetry.writer import Outcome, Writer
 
 logger = structlog.get_logger("telemetry")
 
@@ -48,20 +47,6 @@ class LaneMode(enum.Enum):
     REJOINING = "rejoining"
     ISOLATED = "isolated"
     DONE = "done"
-
-
-class LaneCounts:
-    """What happened to the events a sink was offered."""
-
-    __slots__ = ("delivered", "failed", "last_offered", "offered", "queued", "spilled")
-
-    def __init__(self, first_seq: int = 0) -> None:
-        self.delivered = 0
-        self.failed = 0
-        self.offered = 0
-        self.last_offered = first_seq
-        self.queued = 0
-        self.spilled = 0
 
 
 class Lane:
@@ -82,31 +67,39 @@ class Lane:
         first_seq: int = 0,
         open_timeout: float = 60.0,
     ) -> None:
-        self.sink = sink
         self.delivery = delivery
         self.mode = LaneMode.LIVE
         self.counts = LaneCounts(first_seq)
         self.last_seq = first_seq  # a resumed run's log already holds seqs up to first_seq
-        self.error: str | None = None
-        self.breaker = Breaker()
         self._progress = progress
         self._log = log if delivery.overflow == "spill" else None
         self._writes_log = writes_log
-        self._open_timeout = open_timeout
-        self._opened = False
-        self._closing_attempted = False
-        self._streak = 0  # failed batches in a row
+        self._writer = Writer(
+            sink,
+            delivery,
+            progress,
+            down_is_final=self._log is not None,
+            open_timeout=open_timeout,
+        )
         self._catchup: CatchUp | None = None
-        self._room: anyio.Event | None = None
-        self._fill_scope: anyio.CancelScope | None = None
-        self._reported: set[str] = set()
-        self._send: MemoryObjectSendStream[RawChunk]
-        self._receive: MemoryObjectReceiveStream[RawChunk]
-        self._send, self._receive = anyio.create_memory_object_stream[RawChunk](delivery.capacity)
+        self._queue = ChunkQueue(delivery, self.counts)
+
+    @property
+    def sink(self) -> Sink:
+        return self._writer.sink
 
     @property
     def name(self) -> str:
-        return self.sink.name
+        return self._writer.sink.name
+
+    @property
+    def error(self) -> str | None:
+        """The sink's last error, if any."""
+        return self._writer.error
+
+    @property
+    def breaker(self) -> Breaker:
+        return self._writer.breaker
 
     @property
     def isolated(self) -> bool:
@@ -123,95 +116,65 @@ class Lane:
         """Queue, spill or count ``chunk``; False when a ``block`` queue is full (try again)."""
         counts, size, mode = self.counts, len(chunk), self.mode
         if mode is LaneMode.LIVE or (mode is LaneMode.ISOLATED and self._writes_log):
-            if counts.queued and counts.queued + size > self.delivery.capacity:
+            if not self._queue.has_room(size):
                 if self._log is None:
                     return False  # block: the pump waits for room
                 self._fall_behind(chunk.first_seq)
                 counts.spilled += size
             else:
-                self._queue(chunk)
+                self._queue.put(chunk)
         elif mode is LaneMode.BEHIND:
             counts.spilled += size
         elif mode is LaneMode.REJOINING:
             assert self._catchup is not None
             self._catchup.limit = chunk.first_seq - 1
             self.mode = LaneMode.LIVE
-            self._queue(chunk)
+            self._queue.put(chunk)
         elif mode is LaneMode.ISOLATED:
             counts.failed += size
         counts.offered += size
         counts.last_offered = chunk.last_seq
         return True
 
-    def _queue(self, chunk: RawChunk) -> None:
-        try:
-            self._send.send_nowait(chunk)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return  # the worker has ended: the chunk stays pending
-        self.counts.queued += len(chunk)
-
     async def wait_for_room(self) -> None:
         """Wait until the worker takes something off a full ``block`` queue."""
-        self._room = anyio.Event()
-        await self._room.wait()
+        await self._queue.wait_for_room()
 
     def hurry(self) -> None:
         """Someone waits for this lane (a flush): stop waiting for a fuller batch. Loop only."""
-        if self._fill_scope is not None:
-            self._fill_scope.cancel()
+        self._queue.hurry()
 
     def end_of_input(self) -> None:
         """No more chunks will be offered."""
-        self._send.close()
+        self._queue.end_of_input()
 
     # -- the worker's side --
 
     async def open(self) -> bool:
         """Open the sink; a down sink makes the lane fall behind, any other error isolates it."""
-        try:
-            with anyio.fail_after(self._open_timeout):
-                await self.sink.open()
-        except (SinkUnavailableError, TimeoutError) as exc:
-            reason = str(exc) or f"open took longer than {self._open_timeout} s"
-            self.error = f"open failed: {reason}"
-            if self._log is not None:
-                self._down(self.last_seq + 1, self.error)
-            else:
-                self.isolate(self.error)
-            return False
-        except Exception as exc:
-            self.error = f"open failed: {type(exc).__name__}: {exc}"
-            self.isolate(self.error)
-            return False
-        self._opened = True
-        return True
+        outcome = await self._writer.open()
+        error = self._writer.error or ""
+        if outcome is Outcome.DOWN and self._log is not None:
+            self._down(self.last_seq + 1, error)
+        elif outcome is not Outcome.DONE:
+            self.isolate(error)
+        return outcome is Outcome.DONE
 
     async def run(self) -> None:
         """Open the sink, deliver until the input ends and any backlog is caught up, close it."""
         try:
-            if not self._opened and self.mode is not LaneMode.ISOLATED:
+            if not self._writer.opened and self.mode is not LaneMode.ISOLATED:
                 await self.open()
             while (batch := await self._next_batch()) is not None:
                 await self._deliver(batch)
         finally:
             if self.mode is not LaneMode.ISOLATED:
                 self.mode = LaneMode.DONE
-            self._receive.close()
+            self._queue.close()
             self._stop_catching_up()
             if self._writes_log:
                 self._progress.log_ended()
-            await self._close_sink()
-
-    async def _close_sink(self) -> None:
-        # A sink that missed the deadline still gets a moment to flush what it has.
-        close_by = self._progress.close_by
-        remaining = max(0.05, close_by - time.monotonic()) if close_by else 1.0
-        with anyio.CancelScope(shield=True), anyio.move_on_after(remaining):
-            try:
-                await self.sink.close(remaining)
-            except Exception as exc:
-                self.error = self.error or f"close failed: {type(exc).__name__}: {exc}"
-                logger.warning("sink_close_failed", sink=self.name, error=str(exc))
+            await self._writer.close()
 
     async def _next_batch(self) -> list[Event] | None:
         while self.mode is not LaneMode.DONE:
@@ -224,68 +187,26 @@ class Lane:
                     return batch
                 continue
             try:
-                chunk = self._receive.receive_nowait()
-            except anyio.WouldBlock:
-                if self._catchup is not None:
-                    self._start_reading_back()
-                    continue
-                try:
-                    chunk = await self._receive.receive()
-                except anyio.EndOfStream:
-                    chunk = None
+                chunk = self._queue.take_nowait()
+                if chunk is None and self._catchup is None:
+                    chunk = await self._queue.take()
+                    if chunk is None:
+                        return None
             except anyio.EndOfStream:
                 chunk = None
-            if chunk is None:
+            if chunk is None:  # nothing queued: the rest is in the log
                 if self._catchup is None:
                     return None
                 self._start_reading_back()
                 continue
-            self._took(chunk)
             if self._catchup is not None and chunk.last_seq >= self._catchup.from_seq:
                 continue  # queued before the lane fell behind; the log has these too
-            return await self._fill(chunk.events())
+            return await self._queue.fill(chunk.events(), self._stop_filling)
         return None
 
-    def _took(self, chunk: RawChunk) -> None:
-        """Count a chunk off the queue and let a waiting pump go on."""
-        self.counts.queued -= len(chunk)
-        if self._room is not None:
-            self._room.set()
-            self._room = None
-
-    async def _fill(self, batch: list[Event]) -> list[Event]:
-        """Wait up to ``max_latency`` for the batch to reach ``batch_size``."""
-        size, progress = self.delivery.batch_size, self._progress
-        if len(batch) >= size:
-            return batch
-        batch = list(batch)  # a chunk's events may be shared with other lanes: never extend them
-        deadline = time.monotonic() + self.delivery.max_latency
-        while len(batch) < size:
-            try:
-                chunk = self._receive.receive_nowait()
-                self._took(chunk)
-                batch.extend(chunk.events())
-                continue
-            except anyio.EndOfStream:
-                return batch
-            except anyio.WouldBlock:
-                if progress.pump_done or (self._writes_log and progress.flush_to > self.last_seq):
-                    return batch
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return batch
-            # One wait for the rest of the latency; ``hurry`` cuts it short for a flush.
-            with anyio.move_on_after(remaining) as scope:
-                self._fill_scope = scope
-                try:
-                    chunk = await self._receive.receive()
-                except anyio.EndOfStream:
-                    return batch
-                finally:
-                    self._fill_scope = None
-                self._took(chunk)
-                batch.extend(chunk.events())
-        return batch
+    def _stop_filling(self) -> bool:
+        progress = self._progress
+        return progress.pump_done or (self._writes_log and progress.flush_to > self.last_seq)
 
     # -- behind: a full queue or a down sink; catching up from the log --
 
@@ -318,18 +239,11 @@ class Lane:
             logger.debug("sink_still_down", sink=self.name, retry_in=round(wait, 2))
 
     async def _retry_due(self) -> bool:
-        """Sleep until the breaker lets the next attempt through; False to give up.
-
-        While the bus closes there is one more attempt at once, and then the rest
-        is left in the durable log for ``replay``.
-        """
-        await self._progress.sleep_unless_ended(self.breaker.retry_at - time.monotonic())
-        if self._progress.pump_done:
-            if self._closing_attempted:
-                self._give_up()
-                return False
-            self._closing_attempted = True
-        if not self._opened:
+        """Wait for the breaker (and reopen a sink that never opened); False to give up."""
+        if not await self._writer.retry_due():
+            self._give_up()
+            return False
+        if not self._writer.opened:
             await self.open()
         return self.mode is not LaneMode.ISOLATED
 
@@ -338,7 +252,7 @@ class Lane:
         try:
             self._catchup.open()
         except OSError as exc:
-            self._report_once("durable_log_unreadable", f"cannot read the durable log: {exc}")
+            self._writer.report_once("durable_log_unreadable", f"cannot read the log: {exc}")
             self._give_up()
 
     async def _read_back(self, catchup: CatchUp) -> list[Event] | None:
@@ -361,9 +275,7 @@ class Lane:
             self.mode = LaneMode.LIVE
             return None
         if progress.log_done and catchup.at_end_of(log):
-            self._report_once(
-                "durable_log_ended", "the durable log ended before this sink caught up"
-            )
+            self._writer.report_once("durable_log_ended", "the log ended before this caught up")
             self._give_up()
             return None
         if catchup.limit is None and self.mode is LaneMode.BEHIND:
@@ -396,49 +308,33 @@ class Lane:
                 if self._writes_log:  # the isolated log still settles its events in order
                     await self._probe(piece)
                 continue
-            try:
-                await write_with_retries(
-                    lambda p=piece: self._attempt(p),  # type: ignore[misc]
-                    self.delivery.max_retries,
-                    down_is_final=self._log is not None,
-                )
-            except SinkUnavailableError as exc:
-                self._down(piece[0].seq, str(exc))
+            outcome = await self._writer.write(piece)
+            if outcome is Outcome.DOWN:
+                self._down(piece[0].seq, self._writer.error or "down")
                 return
-            except RetryError:
-                if not self._writes_log:
+            if outcome is Outcome.FAILED and self._writes_log:
+                if not await self._writer.hold(piece):
                     self._failed(piece)
-                elif not await self._hold(piece):
-                    self._failed(piece)
-                    self.isolate(f"the log could not be written for {self.breaker.failures} tries")
-                continue
-            self._delivered(piece)
-
-    async def _attempt(self, piece: Sequence[Event]) -> None:
-        try:
-            await self.sink.write(piece)
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            if not (self._log is not None and isinstance(exc, SinkUnavailableError)):
-                self._report_once(type(exc).__name__, self.error)
-            raise
+                    tries = self.breaker.failures
+                    self.isolate(f"the log could not be written in {tries} tries")
+                    continue
+                outcome = Outcome.DONE
+            if outcome is Outcome.DONE:
+                self._delivered(piece)
+            else:
+                self._failed(piece)
 
     def _delivered(self, piece: Sequence[Event]) -> None:
         self.counts.delivered += len(piece)
         self._count_gap(piece)
         self._settled(piece[-1].seq)
-        self._streak = 0
-        if self.breaker.open:
-            self.breaker.reset()
-            logger.info("sink_recovered", sink=self.name, delivered_through_seq=self.last_seq)
 
     def _failed(self, piece: Sequence[Event]) -> None:
         self.counts.failed += len(piece)
         self._count_gap(piece)
         self._settled(piece[-1].seq)
-        self._streak += 1
-        if self._streak >= self.delivery.isolate_after:
-            self.isolate(f"{self._streak} batches failed in a row")
+        if self._writer.streak >= self.delivery.isolate_after:
+            self.isolate(f"{self._writer.streak} batches failed in a row")
 
     def _count_gap(self, piece: Sequence[Event]) -> None:
         """Seqs missing from a piece read back from the log are ones it never wrote: failed.
@@ -454,50 +350,17 @@ class Lane:
         if self._writes_log:
             self._progress.log_settled(seq)
 
-    async def _hold(self, piece: Sequence[Event]) -> bool:
-        """The log cannot write: keep the batch and retry it behind the breaker.
-
-        Everything behind it waits (in the lane's queue, then the bounded intake,
-        then the publisher). After ``isolate_after`` more failed attempts, or when
-        the bus closes, the log is isolated and training is told.
-        """
-        while True:
-            wait = self.breaker.trip()
-            if self.breaker.failures == 1:
-                logger.warning(
-                    "sink_down",
-                    sink=self.name,
-                    error=self.error,
-                    note="later events wait in memory; the publisher waits once the intake is full",
-                )
-            if self.breaker.failures >= self.delivery.isolate_after or self._progress.pump_done:
-                return False
-            await self._progress.sleep_unless_ended(wait)
-            try:
-                await self._attempt(piece)
-            except Exception:
-                continue
-            self._delivered(piece)
-            return True
-
     async def _probe(self, piece: Sequence[Event]) -> None:
         """An isolated log's piece: counted failed, or once the breaker allows, one attempt
         that makes it ``LIVE`` again if it writes."""
-        if not self.breaker.due:
-            self.counts.failed += len(piece)
-            self._settled(piece[-1].seq)
+        if self.breaker.due and await self._writer.try_once(piece):
+            self.mode = LaneMode.LIVE
+            self._delivered(piece)
             return
-        try:
-            if not self._opened and not await self.open():
-                raise SinkUnavailableError(self.error or "cannot open")
-            await self._attempt(piece)
-        except Exception:
-            self.counts.failed += len(piece)
-            self._settled(piece[-1].seq)
+        if self.breaker.due:
             self.breaker.trip()
-            return
-        self.mode = LaneMode.LIVE
-        self._delivered(piece)
+        self.counts.failed += len(piece)
+        self._settled(piece[-1].seq)
 
     def isolate(self, reason: str) -> None:
         """Stop writing to this sink; everything offered and not delivered is counted failed."""
@@ -506,21 +369,9 @@ class Lane:
         self.mode = LaneMode.ISOLATED
         self._stop_catching_up()
         counts = self.counts
-        while True:
-            try:
-                self._took(self._receive.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
+        self._queue.drop_all()
         counts.failed = counts.offered - counts.delivered
         self._settled(max(self.last_seq, counts.last_offered))
         if self._writes_log:
             self.breaker.trip()
         logger.error("sink_isolated", sink=self.name, reason=reason, error=self.error)
-
-    def _report_once(self, kind: str, message: str) -> None:
-        if kind in self._reported:
-            return
-        self._reported.add(kind)
-        logger.warning(
-            "sink_error", sink=self.name, error=message, note="further errors of this kind counted"
-        )
