@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import enum
+
 import anyio
 
 from telemetry.events import Event
+from telemetry.progress import Progress
 from telemetry.reader import LogTail
 from telemetry.sink import DurableLog
+
+
+class Step(enum.Enum):
+    """What one look at the log found."""
+
+    EVENTS = "events"
+    """A batch read back."""
+    OVER = "over"
+    """Nothing more to read: the lane reached its live stream, or the end of the run."""
+    GAP = "gap"
+    """The log went past ``limit`` without the lane's last seqs: it never wrote them."""
+    WAITING = "waiting"
+    """Nothing new in the log yet."""
+    ENDED = "ended"
+    """The log's lane has ended and everything it wrote has been read."""
 
 
 class CatchUp:
@@ -49,13 +67,21 @@ class CatchUp:
             return [e for e in read if e.seq > after], False
         return [e for e in read if after < e.seq <= limit], bool(read) and read[-1].seq > limit
 
-    def done(self, last_seq: int) -> bool:
-        """The lane has everything up to the live stream."""
-        return self.limit is not None and last_seq >= self.limit
-
-    def at_end_of(self, log: DurableLog) -> bool:
-        """Everything the log has written so far has been read."""
-        return self._tail is not None and self._tail.offset >= log.written_offset
+    async def next(self, last_seq: int, progress: Progress) -> tuple[Step, list[Event]]:
+        """The next batch after ``last_seq``, or why there is none."""
+        if self.limit is not None and last_seq >= self.limit:
+            return Step.OVER, []
+        events, passed = await self.read(last_seq)
+        if events:
+            return Step.EVENTS, events
+        if passed:
+            return Step.GAP, []
+        if progress.pump_done and self.limit is None and last_seq >= progress.dispatched:
+            return Step.OVER, []
+        assert self._tail is not None
+        if progress.log_done and self._tail.offset >= self._log.written_offset:
+            return Step.ENDED, []
+        return Step.WAITING, []
 
     def close(self) -> None:
         if self._tail is not None:

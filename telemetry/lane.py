@@ -27,7 +27,7 @@ import anyio
 import structlog
 
 from telemetry.batching import ChunkQueue
-from telemetry.catchup import CatchUp
+from telemetry.catchup import CatchUp, Step
 from telemetry.chunk import RawChunk
 from telemetry.counts import LaneCounts
 from telemetry.events import Event
@@ -226,17 +226,7 @@ class Lane:
     def _down(self, seq: int, reason: str) -> None:
         """The sink is down: leave events from ``seq`` on in the log and retry later."""
         self._fall_behind(seq, rewind=True)
-        wait = self.breaker.trip()
-        if self.breaker.failures == 1:
-            logger.warning(
-                "sink_down",
-                sink=self.name,
-                error=reason,
-                behind_from_seq=seq,
-                note="training goes on; events wait in the durable log; retrying with backoff",
-            )
-        else:
-            logger.debug("sink_still_down", sink=self.name, retry_in=round(wait, 2))
+        self._writer.went_down(reason, seq)
 
     async def _retry_due(self) -> bool:
         """Wait for the breaker (and reopen a sink that never opened); False to give up."""
@@ -256,31 +246,23 @@ class Lane:
             self._give_up()
 
     async def _read_back(self, catchup: CatchUp) -> list[Event] | None:
-        """A batch from the log; None (and no wait) once the read-back is over."""
-        if catchup.done(self.last_seq):
-            self._stop_catching_up()
-            return None
-        events, passed = await catchup.read(self.last_seq)
-        if events:
+        """A batch from the log; None once the read-back is over (or after a short wait)."""
+        step, events = await catchup.next(self.last_seq, self._progress)
+        if step is Step.EVENTS:
             return events
-        if passed and catchup.limit is not None:
-            self.counts.failed += catchup.limit - self.last_seq  # never written to the log
-            self.last_seq = catchup.limit
-            self._stop_catching_up()
-            return None
-        progress, log = self._progress, self._log
-        assert log is not None
-        if progress.pump_done and catchup.limit is None and self.last_seq >= progress.dispatched:
-            self._stop_catching_up()
-            self.mode = LaneMode.LIVE
-            return None
-        if progress.log_done and catchup.at_end_of(log):
+        if step is Step.WAITING:
+            if catchup.limit is None and self.mode is LaneMode.BEHIND:
+                self.mode = LaneMode.REJOINING  # the next chunk offered goes live
+            await anyio.sleep(min(0.01, self.delivery.max_latency) or 0.001)
+        elif step is Step.ENDED:
             self._writer.report_once("durable_log_ended", "the log ended before this caught up")
             self._give_up()
-            return None
-        if catchup.limit is None and self.mode is LaneMode.BEHIND:
-            self.mode = LaneMode.REJOINING
-        await anyio.sleep(min(0.01, self.delivery.max_latency) or 0.001)
+        else:
+            if step is Step.GAP and catchup.limit is not None:
+                self.counts.failed += catchup.limit - self.last_seq  # the log never wrote them
+                self.last_seq = catchup.limit
+            self._stop_catching_up()
+            self.mode = LaneMode.LIVE
         return None
 
     def _stop_catching_up(self) -> None:

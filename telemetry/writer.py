@@ -137,6 +137,20 @@ class Writer:
         self._worked(piece)
         return True
 
+    def went_down(self, reason: str, seq: int) -> None:
+        """The sink is down; its lane left events from ``seq`` on in the log."""
+        wait = self.breaker.trip()
+        if self.breaker.failures == 1:
+            logger.warning(
+                "sink_down",
+                sink=self.sink.name,
+                error=reason,
+                behind_from_seq=seq,
+                note="training goes on; events wait in the durable log; retrying with backoff",
+            )
+        else:
+            logger.debug("sink_still_down", sink=self.sink.name, retry_in=round(wait, 2))
+
     async def retry_due(self) -> bool:
         """Sleep until the breaker lets the next attempt through; False to give up.
 
