@@ -24,7 +24,9 @@ Item = Event | dict[str, Any]
 
 
 def _slot_setter(name: str) -> Any:
-    return Metrics.__dict__[name].__set__
+    # The envelope's slots live on its base class, the rest on Metrics itself.
+    owner = next(cls for cls in Metrics.__mro__ if name in cls.__dict__)
+    return owner.__dict__[name].__set__
 
 
 _SETTERS = tuple(

@@ -14,13 +14,11 @@ from typing import Any, Final
 import orjson
 
 from telemetry.errors import LogFormatError
-from telemetry.events import EVENT_TYPES, Event, Metrics, RunStarted
+from telemetry.events import EVENT_TYPES, SCALAR_EVENTS, Event, Metrics, RunStarted
 
 SCHEMA_VERSION: Final = 1
 FORMAT_NAME: Final = "rltelemetry.jsonl"
 _NON_FINITE_TEXT: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_NUMERIC_MAPS: Final = frozenset({"values"})
-_NUMBER_ONLY_TYPES: Final = frozenset({"metrics", "evaluation", "aggregate", "health"})
 
 
 def header(run_id: str, time: float) -> bytes:
@@ -101,7 +99,7 @@ def decode(line: bytes | str) -> Event | dict[str, Any]:
     _check_envelope(obj)
     del obj["type"]
     values = obj.get("values")
-    if kind in _NUMBER_ONLY_TYPES:
+    if cls in SCALAR_EVENTS:
         if not isinstance(values, dict):
             raise ValueError("'values' must be an object of metric key to number")
         obj["values"] = {k: _number(k, v) for k, v in values.items()}

@@ -1,6 +1,6 @@
 """The typed events that flow through the bus, one frozen slotted dataclass per kind.
 
-Every event carries ``run_id``, a per-run ``seq`` (strictly increasing, assigned
+Every event carries (``Envelope``) ``run_id``, a per-run ``seq`` (strictly increasing, assigned
 by the bus) and a wall-clock ``time`` in seconds since the epoch. The ``type``
 field is the discriminator written to the JSON Lines log.
 """
@@ -8,7 +8,7 @@ field is the discriminator written to the JSON Lines log.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from telemetry.values import Scalar
 
@@ -16,17 +16,27 @@ Param = str | int | float | bool | None
 """A hyperparameter, artifact metadata or system information value."""
 
 RunStatus = Literal["finished", "failed", "interrupted"]
-RUN_STATUSES: tuple[RunStatus, ...] = ("finished", "failed", "interrupted")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunStarted:
-    """A run began (or resumed): who it is and the whole config it runs with."""
+class Envelope:
+    """What every event carries; each event class narrows ``type`` to its own discriminator.
 
-    type: Literal["run_started"] = field(default="run_started", init=False)
+    ``type`` comes first so the JSON Lines objects and the reprs lead with it:
+    a subclass redefining a field keeps the field's place.
+    """
+
+    type: str
     run_id: str
     seq: int
     time: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted(Envelope):
+    """A run began (or resumed): who it is and the whole config it runs with."""
+
+    type: Literal["run_started"] = field(default="run_started", init=False)
     name: str
     project: str
     tags: tuple[str, ...] = ()
@@ -37,48 +47,36 @@ class RunStarted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Hyperparameters:
+class Hyperparameters(Envelope):
     """The trainer's hyperparameters, flat ``name -> value``."""
 
     type: Literal["hyperparameters"] = field(default="hyperparameters", init=False)
-    run_id: str
-    seq: int
-    time: float
     values: dict[str, Param]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SystemInfo:
+class SystemInfo(Envelope):
     """Versions and resources of the machine the run trains on."""
 
     type: Literal["system_info"] = field(default="system_info", init=False)
-    run_id: str
-    seq: int
-    time: float
     values: dict[str, Param]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Metrics:
+class Metrics(Envelope):
     """Scalars at one step of one step axis (``generation``, ``episode``, ``epoch``...)."""
 
     type: Literal["metrics"] = field(default="metrics", init=False)
-    run_id: str
-    seq: int
-    time: float
     step: int
     axis: str
     values: dict[str, Scalar]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Evaluation:
+class Evaluation(Envelope):
     """Results of evaluating the agent (validation period, calibration set, experiment)."""
 
     type: Literal["evaluation"] = field(default="evaluation", init=False)
-    run_id: str
-    seq: int
-    time: float
     step: int
     axis: str
     name: str
@@ -86,7 +84,7 @@ class Evaluation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Aggregate:
+class Aggregate(Envelope):
     """Window statistics of chosen metrics: keys are ``<metric>/<stat>``.
 
     ``stat`` is one of mean, std, min, max, count, trend (least-squares slope
@@ -94,9 +92,6 @@ class Aggregate:
     """
 
     type: Literal["aggregate"] = field(default="aggregate", init=False)
-    run_id: str
-    seq: int
-    time: float
     step: int
     axis: str
     window: int
@@ -105,26 +100,20 @@ class Aggregate:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Health:
+class Health(Envelope):
     """The pipeline's own counters, keys under ``telemetry/``."""
 
     type: Literal["health"] = field(default="health", init=False)
-    run_id: str
-    seq: int
-    time: float
     step: int
     axis: str = "health"
     values: dict[str, Scalar]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ArtifactSaved:
+class ArtifactSaved(Envelope):
     """A file the run wrote that sinks may upload (checkpoint, model, table)."""
 
     type: Literal["artifact"] = field(default="artifact", init=False)
-    run_id: str
-    seq: int
-    time: float
     name: str
     path: str
     kind: str
@@ -134,25 +123,19 @@ class ArtifactSaved:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunFinished:
+class RunFinished(Envelope):
     """The run ended: finished, failed or interrupted."""
 
     type: Literal["run_finished"] = field(default="run_finished", init=False)
-    run_id: str
-    seq: int
-    time: float
     status: RunStatus
     error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TradeClosed:
+class TradeClosed(Envelope):
     """One closed trade of an evaluated trading agent (stock, prices, steps, P&L)."""
 
     type: Literal["trade"] = field(default="trade", init=False)
-    run_id: str
-    seq: int
-    time: float
     step: int
     axis: str
     stock: int
@@ -179,26 +162,22 @@ Event = (
     | RunFinished
     | TradeClosed
 )
-"""Any event."""
+"""Any event: the one list of event classes, which the tuples and the table below read."""
 
 ScalarEvent = Metrics | Evaluation | Aggregate | Health
 """Events that carry numeric ``values`` at a ``step`` of an ``axis``."""
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
-    for cls in (
-        RunStarted,
-        Hyperparameters,
-        SystemInfo,
-        Metrics,
-        Evaluation,
-        Aggregate,
-        Health,
-        ArtifactSaved,
-        RunFinished,
-        TradeClosed,
-    )
-}
-"""The ``type`` discriminator of each event class."""
+EVENT_CLASSES: tuple[type[Event], ...] = get_args(Event)
+"""Every event class, in the order of ``Event``."""
 
-SCALAR_EVENTS = (Metrics, Evaluation, Aggregate, Health)
+SCALAR_EVENTS: tuple[type[ScalarEvent], ...] = get_args(ScalarEvent)
+"""The classes of ``ScalarEvent``, for ``isinstance``."""
+
+
+def _discriminator(cls: type[Event]) -> str:
+    default: str = cls.__dataclass_fields__["type"].default  # type: ignore[assignment]
+    return default
+
+
+EVENT_TYPES: dict[str, type[Event]] = {_discriminator(cls): cls for cls in EVENT_CLASSES}
+"""The ``type`` discriminator of each event class."""
