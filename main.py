@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from agents.registry import TRAINERS, trainer_spec
 from sinks.registry import LOG_SINK, known_sinks, sink_spec
 from telemetry.bus import Bus, CloseReport, RunInfo
+from telemetry.checks import COUNT, TIMEOUT, Interval, check_number, check_numbers
 from telemetry.config import AggregateSection, load_config
 from telemetry.errors import ConfigError, LogFormatError, TelemetryError
 from telemetry.intake import INTAKE_CAPACITY
@@ -31,6 +32,7 @@ from telemetry.session import (
 from telemetry.sink import Sink, SinkContext
 
 EXIT_USAGE = 2
+logger = structlog.get_logger("rltelemetry")
 S = TypeVar("S")
 
 
@@ -47,8 +49,7 @@ class ReplaySettings:
         """Raise ``ConfigError`` naming the first key whose value is not allowed."""
         if LOG_SINK in self.sinks:
             raise ConfigError(f"sinks: replay reads the {LOG_SINK} log, so it cannot also write it")
-        if self.close_timeout <= 0:
-            raise ConfigError(f"close_timeout must be more than 0, got {self.close_timeout}")
+        check_number("", self, "close_timeout", TIMEOUT)
         validate_sinks(self, self.sinks)
 
 
@@ -98,16 +99,9 @@ class RunSettings:
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first key whose value is not allowed."""
         trainer_spec(self.trainer)
-        if self.episodes is not None and self.episodes < 1:
-            raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be 0 or more, got {self.seed}")
-        if self.close_timeout <= 0:
-            raise ConfigError(f"close_timeout must be more than 0, got {self.close_timeout}")
-        if self.health_interval < 0:
-            raise ConfigError(f"health_interval must be 0 or more, got {self.health_interval}")
-        if self.intake_capacity < 1:
-            raise ConfigError(f"intake_capacity must be at least 1, got {self.intake_capacity}")
+        if self.episodes is not None:
+            check_number("", self, "episodes", COUNT)
+        check_numbers("", self, _RUN_LIMITS)
         validate_sinks(self, self.sinks)
         if LOG_SINK not in self.sinks:  # written all the same, so its section applies
             getattr(self, LOG_SINK).validate(LOG_SINK)
@@ -118,6 +112,14 @@ class RunSettings:
     def sink_names(self) -> list[str]:
         """The sinks a run feeds: the durable log first, then the others ``sinks`` lists."""
         return [LOG_SINK, *(name for name in self.sinks if name != LOG_SINK)]
+
+
+_RUN_LIMITS = {
+    "seed": Interval(0, integer=True, text="0 or more"),
+    "close_timeout": TIMEOUT,
+    "health_interval": Interval(0.0, text="0 or more"),
+    "intake_capacity": COUNT,
+}
 
 
 def with_sections(name: str, base: type[S], *, trainers: bool) -> type[S]:
@@ -233,8 +235,7 @@ async def replay(path: Path, config: ReplaySettings) -> int:
     context = SinkContext(run_id=identity.run_id, run_dir=run_dir, run_name=identity.run_id)
     sinks = build_sinks(config, config.sinks, context)
     outcome = await replay_log(identity.path, sinks, close_timeout=config.close_timeout)
-    log = structlog.get_logger("rltelemetry")
-    log.info(
+    logger.info(
         "replay_done",
         log=str(identity.path),
         events=outcome.events,
@@ -245,9 +246,8 @@ async def replay(path: Path, config: ReplaySettings) -> int:
 
 
 def _summarise(report: CloseReport | None, folder: RunFolder) -> None:
-    log = structlog.get_logger("rltelemetry")
     if report is not None:
-        log.info(
+        logger.info(
             "run_saved",
             run_dir=str(folder.path),
             events=report.published,

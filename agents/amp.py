@@ -60,6 +60,7 @@ from agents.common import (
     at_least,
     check_bool,
     check_number,
+    check_numbers,
 )
 from agents.common import orthogonal_layer as _layer
 from agents.loop import Evaluated, Saved, StepRecord, TrainerLoop
@@ -217,8 +218,7 @@ class AMPConfig:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
-        for name, allowed in _ALLOWED.items():
-            check_number("amp", self, name, allowed)
+        check_numbers("amp", self, _ALLOWED)
         lr = self.lr
         check_number("amp", self, "min_lr", Interval(high=lr, text=f"<= lr ({lr!r})"))
         check_number("amp", self, "max_lr", Interval(low=lr, text=f">= lr ({lr!r})"))

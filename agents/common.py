@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from torch import nn
 
+# The range check lives in telemetry.checks (the telemetry package imports no trainer);
+# its names stay importable from here.
+from telemetry.checks import (
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
+    Interval,
+    at_least,
+    check_number,
+    check_numbers,
+)
 from telemetry.errors import ConfigError
+
+__all__ = [
+    "NON_NEGATIVE",
+    "OBS_CLIP",
+    "POSITIVE",
+    "UNIT",
+    "Interval",
+    "RunningMeanStd",
+    "at_least",
+    "check_bool",
+    "check_number",
+    "check_numbers",
+    "orthogonal_layer",
+]
 
 OBS_CLIP = 5.0
 """Normalised observations are clipped to ``[-OBS_CLIP, OBS_CLIP]``."""
@@ -53,67 +77,6 @@ class RunningMeanStd:
         self.mean = np.asarray(state["mean"], dtype=np.float64)
         self.var = np.asarray(state["var"], dtype=np.float64)
         self.count = float(state["count"])
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    """The numbers a config field allows: finite, between ``low`` and ``high``, maybe integers."""
-
-    low: float = -math.inf
-    high: float = math.inf
-    low_open: bool = False
-    high_open: bool = False
-    integer: bool = False
-    text: str = ""
-    """What the error message says is allowed, when the bounds alone would not say it well."""
-
-    def __contains__(self, value: object) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        if isinstance(value, float) and (self.integer or not math.isfinite(value)):
-            return False
-        above = self.low < value if self.low_open else self.low <= value
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below
-
-    def __str__(self) -> str:
-        if self.text:
-            return self.text
-        kind = "an integer " if self.integer else ""
-        low, high = math.isfinite(self.low), math.isfinite(self.high)
-        if low and high:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{kind}in {left}{_number(self.low)}, {_number(self.high)}{right}"
-        if low:
-            return f"{kind}{'>' if self.low_open else '>='} {_number(self.low)}"
-        if high:
-            return f"{kind}{'<' if self.high_open else '<='} {_number(self.high)}"
-        return kind.strip() or "a finite number"
-
-
-def _number(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)
-
-
-POSITIVE = Interval(0.0, low_open=True)
-"""Numbers > 0."""
-NON_NEGATIVE = Interval(0.0)
-"""Numbers >= 0."""
-UNIT = Interval(0.0, 1.0)
-"""Numbers in [0, 1]."""
-
-
-def at_least(low: int) -> Interval:
-    """Integers >= ``low``."""
-    return Interval(low, integer=True)
-
-
-def check_number(section: str, config: Any, name: str, allowed: Interval) -> None:
-    """Raise ``ConfigError`` unless ``config.name`` is in ``allowed``; the message names
-    ``section.name`` and what is allowed."""
-    value = getattr(config, name)
-    if value not in allowed:
-        raise ConfigError(f"{section}.{name} must be {allowed}, got {value!r}")
 
 
 def check_bool(section: str, config: Any, name: str) -> None:

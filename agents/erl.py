@@ -35,7 +35,15 @@ from torch import nn
 
 from agents import checkpoints
 from agents.base import TrainerSpec, TrainResult, train_result
-from agents.common import NON_NEGATIVE, POSITIVE, UNIT, Interval, check_bool, check_number
+from agents.common import (
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
+    Interval,
+    check_bool,
+    check_number,
+    check_numbers,
+)
 from agents.loop import Evaluated, Publication, Saved, StepRecord, TrainerLoop
 from sims.trading import (
     EpisodeResult,
@@ -130,8 +138,7 @@ class ERLConfig:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
-        for name, allowed in _ALLOWED.items():
-            check_number("erl", self, name, allowed)
+        check_numbers("erl", self, _ALLOWED)
         check_bool("erl", self, "checkpoint_on_improvement")
         if self.elites >= self.population_size:
             raise ConfigError(

@@ -20,7 +20,7 @@ import anyio
 
 from agents.base import TrainResult, publish_start
 from telemetry.bus import Bus
-from telemetry.errors import ConfigError
+from telemetry.checks import at_least
 from telemetry.events import ArtifactSaved, Evaluation, Param
 
 Publication = tuple[type[Any], Mapping[str, Any]]
@@ -92,8 +92,7 @@ class TrainerLoop:
 
     async def run(self, trainer: Steps, num_episodes: int) -> TrainResult:
         """Run ``num_episodes`` more steps of ``trainer``; checkpoint after the last one."""
-        if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 0:
-            raise ConfigError(f"episodes must be an integer >= 0, got {num_episodes!r}")
+        at_least(0).check("episodes", num_episodes)
         if not self._started:
             publish_start(self.bus, trainer.config)
             opening = trainer.begin()

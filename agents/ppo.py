@@ -44,7 +44,7 @@ from torch import nn
 
 from agents import checkpoints, ppo_kit
 from agents.base import TrainerSpec, TrainResult, train_result
-from agents.common import NON_NEGATIVE, POSITIVE, UNIT, at_least, check_bool, check_number
+from agents.common import NON_NEGATIVE, POSITIVE, UNIT, at_least, check_bool, check_numbers
 from agents.loop import Evaluated, Saved, StepRecord, TrainerLoop
 from agents.ppo_kit import Heads, Means, ObservationInput, gae
 from sims.auction import (
@@ -149,8 +149,7 @@ class PPOConfig:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
-        for name, allowed in _ALLOWED.items():
-            check_number("ppo", self, name, allowed)
+        check_numbers("ppo", self, _ALLOWED)
         check_bool("ppo", self, "norm_obs")
 
     def auction_config(self) -> AuctionConfig:

@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from telemetry.errors import ConfigError
+from telemetry.checks import Interval, check_number
 from telemetry.values import Scalar
-
-STATS = ("mean", "std", "min", "max", "count", "trend")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +23,10 @@ class AggregateSpec:
     """Metric keys to aggregate; empty means every key seen on the axis."""
 
     def __post_init__(self) -> None:
-        if self.every < 0:
-            raise ConfigError(f"aggregate.every must be 0 (off) or more, got {self.every}")
+        check_number("aggregate", self, "every", _EVERY)
+
+
+_EVERY = Interval(0, integer=True, text="0 (off) or more")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,9 +31,7 @@ class AggregateSection:
     """Metric keys to aggregate; empty means every key on the axis."""
 
     def spec(self) -> AggregateSpec:
-        """The bus's view of this section."""
-        if self.every < 0:
-            raise ConfigError(f"aggregate.every must be 0 (off) or more, got {self.every}")
+        """The bus's view of this section; raises ``ConfigError`` for a value not allowed."""
         return AggregateSpec(every=self.every, axis=self.axis or "episode", keys=tuple(self.keys))
 
 

@@ -1,4 +1,4 @@
-"""The config range check every trainer uses (agents.common)."""
+"""The one config range check: every sink, the run settings and every trainer use it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from agents.common import NON_NEGATIVE, POSITIVE, UNIT, Interval, at_least, check_number
+from telemetry.checks import (
+    COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    TIMEOUT,
+    UNIT,
+    UP_TO_A_MINUTE,
+    Interval,
+    at_least,
+    check_number,
+    check_numbers,
+)
 from telemetry.errors import ConfigError
 
 
@@ -25,6 +36,9 @@ from telemetry.errors import ConfigError
         (Interval(high=1e-3), "<= 0.001"),
         (Interval(high=1e-3, text="<= lr (0.001)"), "<= lr (0.001)"),
         (Interval(), "a finite number"),
+        (COUNT, "at least 1"),
+        (TIMEOUT, "more than 0 (seconds)"),
+        (UP_TO_A_MINUTE, "between 0 and 60 (seconds)"),
     ],
 )
 def test_an_interval_says_what_it_allows(allowed: Interval, text: str) -> None:
@@ -47,6 +61,10 @@ def test_an_interval_says_what_it_allows(allowed: Interval, text: str) -> None:
         (Interval(0.0, 1.0, high_open=True), 1.0, False),
         (POSITIVE, "1", False),
         (at_least(1), 10**400, True),
+        (COUNT, 0, False),
+        (TIMEOUT, math.inf, False),
+        (UP_TO_A_MINUTE, 60, True),
+        (UP_TO_A_MINUTE, 60.5, False),
     ],
 )
 def test_an_interval_holds_finite_numbers_between_its_bounds(
@@ -66,3 +84,30 @@ def test_check_number_names_the_section_field_and_what_is_allowed() -> None:
     with pytest.raises(ConfigError, match=r"^ppo\.lr must be > 0, got 0\.0$"):
         check_number("ppo", _Config(), "lr", POSITIVE)
     check_number("ppo", _Config(lr=0.1), "lr", POSITIVE)
+
+
+def test_a_top_level_key_is_named_alone() -> None:
+    """With no section the message names the key alone, as the run settings need."""
+    with pytest.raises(ConfigError, match=r"^lr must be > 0, got 0\.0$"):
+        check_number("", _Config(), "lr", POSITIVE)
+
+
+def test_check_numbers_stops_at_the_first_value_not_allowed() -> None:
+    """``check_numbers`` checks a table of limits in order and names the first bad key."""
+
+    @dataclass
+    class Two:
+        a: int = 1
+        b: int = 0
+        c: int = -1
+
+    with pytest.raises(ConfigError, match=r"^s\.b must be at least 1, got 0$"):
+        check_numbers("s", Two(), {"a": COUNT, "b": COUNT, "c": COUNT})
+    check_numbers("s", Two(), {"a": COUNT})
+
+
+def test_interval_check_names_the_key() -> None:
+    """``Interval.check`` raises for a bare value, as a function argument needs."""
+    with pytest.raises(ConfigError, match=r"^episodes must be an integer >= 0, got -1$"):
+        at_least(0).check("episodes", -1)
+    at_least(0).check("episodes", 0)
