@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from telemetry.checks import COUNT, Interval
 from telemetry.events import (
     Aggregate,
     ArtifactSaved,
@@ -23,7 +24,7 @@ from telemetry.events import (
     RunFinished,
     RunStarted,
 )
-from telemetry.sink import Delivery, SinkContext
+from telemetry.sink import Delivery, SinkContext, fresh
 
 
 @dataclass(kw_only=True)
@@ -41,12 +42,11 @@ class ConsoleOptions(Delivery):
     progress: bool = True
     """Show a progress bar on a terminal when the run's config says how many steps it has."""
 
+    def limits(self) -> dict[str, Interval]:
+        return {**super().limits(), "every": COUNT, "max_keys": COUNT}
+
     def extra_checks(self) -> list[tuple[str, bool, str]]:
-        return [
-            ("format", self.format in ("auto", "pretty", "json"), "auto, pretty or json"),
-            ("every", self.every >= 1, "at least 1"),
-            ("max_keys", self.max_keys >= 1, "at least 1"),
-        ]
+        return [("format", self.format in ("auto", "pretty", "json"), "auto, pretty or json")]
 
 
 @dataclass(slots=True)
@@ -78,7 +78,7 @@ class ConsoleSink:
             else structlog.processors.JSONRenderer()
         )
         target = _RichWriter(self._console) if self.pretty else self._stream
-        self._log = structlog.wrap_logger(
+        self._logger = structlog.wrap_logger(
             structlog.PrintLogger(cast(TextIO, target)),
             processors=[
                 structlog.processors.TimeStamper(fmt="%H:%M:%S" if self.pretty else "iso"),
@@ -100,9 +100,7 @@ class ConsoleSink:
         await anyio.to_thread.run_sync(self._write_blocking, batch)
 
     def _write_blocking(self, batch: Sequence[Event]) -> None:
-        for event in batch:
-            if event.seq <= self._last_seq:
-                continue
+        for event in fresh(batch, self._last_seq):
             self._last_seq = event.seq
             self._show(event)
 
@@ -110,9 +108,9 @@ class ConsoleSink:
         if isinstance(event, Metrics):
             self._advance(event)
             if self._due(event.axis, event.step):
-                self._log.info(event.axis, step=event.step, **self._pick(event.values))
+                self._logger.info(event.axis, step=event.step, **self._pick(event.values))
         elif isinstance(event, Aggregate):
-            self._log.info(
+            self._logger.info(
                 "aggregate",
                 axis=event.axis,
                 steps=f"{event.first_step}-{event.step}",
@@ -121,7 +119,7 @@ class ConsoleSink:
                 ),
             )
         elif isinstance(event, Evaluation):
-            self._log.info(
+            self._logger.info(
                 "evaluation", name=event.name, step=event.step, **self._pick(event.values)
             )
         elif isinstance(event, Health):
@@ -129,11 +127,11 @@ class ConsoleSink:
                 k: v for k, v in event.values.items() if k.endswith(("/failed", "/spilled")) and v
             }
             if troubled:
-                self._log.warning("telemetry_health", **troubled)
+                self._logger.warning("telemetry_health", **troubled)
         elif isinstance(event, ArtifactSaved):
-            self._log.info("artifact", name=event.name, kind=event.kind, path=event.path)
+            self._logger.info("artifact", name=event.name, kind=event.kind, path=event.path)
         elif isinstance(event, RunStarted):
-            self._log.info(
+            self._logger.info(
                 "run_started",
                 run=event.name,
                 run_id=event.run_id,
@@ -143,7 +141,7 @@ class ConsoleSink:
             self._start_progress(event)
         elif isinstance(event, RunFinished):
             self._stop_progress()
-            self._log.info("run_finished", run_id=event.run_id, status=event.status)
+            self._logger.info("run_finished", run_id=event.run_id, status=event.status)
 
     def _due(self, axis: str, step: int) -> bool:
         last = self._last_printed.get(axis)

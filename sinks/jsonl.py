@@ -14,11 +14,12 @@ from pathlib import Path
 
 import anyio
 
+from telemetry.checks import UP_TO_A_MINUTE, Interval
 from telemetry.codec import encode, header
 from telemetry.errors import SinkUnavailableError
 from telemetry.events import Event
 from telemetry.reader import LOG_NAME
-from telemetry.sink import Delivery, SinkContext
+from telemetry.sink import Delivery, SinkContext, fresh
 
 
 @dataclass(kw_only=True)
@@ -33,11 +34,11 @@ class JsonlOptions(Delivery):
     """Tries behind the breaker (0.5, 1, 2, 4, 8 s apart) before a log that cannot write
     (a full disk) is isolated; meanwhile later events wait in the bounded intake."""
 
+    def limits(self) -> dict[str, Interval]:
+        return {**super().limits(), "fsync_interval": UP_TO_A_MINUTE}
+
     def extra_checks(self) -> list[tuple[str, bool, str]]:
-        return [
-            ("fsync_interval", 0 <= self.fsync_interval <= 60, "between 0 and 60 (seconds)"),
-            ("overflow", self.overflow == "block", "block (the durable log cannot spill)"),
-        ]
+        return [("overflow", self.overflow == "block", "block (the durable log cannot spill)")]
 
 
 _INDEX_SIZE = 4096
@@ -118,11 +119,10 @@ class JsonlSink:
         await anyio.to_thread.run_sync(self._write_batch, batch)
 
     def _write_batch(self, batch: Sequence[Event]) -> None:
-        last = self._last_seq
-        fresh = [e for e in batch if e.seq > last] if batch[0].seq <= last else batch
-        if not fresh:
+        new = fresh(batch, self._last_seq)
+        if not new:
             return
-        data = b"\n".join([encode(e) for e in fresh]) + b"\n"
+        data = b"\n".join([encode(e) for e in new]) + b"\n"
         with self._lock:
             try:
                 self._write_all(data)
@@ -131,9 +131,9 @@ class JsonlSink:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, self._offset)
                 raise SinkUnavailableError(_explain(self.path, exc)) from exc
-            self._remember(fresh[0].seq, self._offset)
+            self._remember(new[0].seq, self._offset)
             self._offset += len(data)
-            self._last_seq = fresh[-1].seq
+            self._last_seq = new[-1].seq
             self._dirty = True
             self._sync_if_due()
 

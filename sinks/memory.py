@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from telemetry.events import SCALAR_EVENTS, Event
-from telemetry.sink import Delivery, SinkContext
+from telemetry.sink import Delivery, SinkContext, fresh
 from telemetry.values import Scalar
 
 
@@ -32,10 +32,10 @@ class MemorySink:
         self.opened = True
 
     async def write(self, batch: Sequence[Event]) -> None:
-        for event in batch:
-            if event.seq > self._last_seq:
-                self.events.append(event)
-                self._last_seq = event.seq
+        new = fresh(batch, self._last_seq)
+        if new:
+            self.events.extend(new)
+            self._last_seq = new[-1].seq
 
     async def close(self, timeout: float) -> None:
         self.closed = True

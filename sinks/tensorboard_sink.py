@@ -58,7 +58,7 @@ from telemetry.events import (
     RunStarted,
     SystemInfo,
 )
-from telemetry.sink import Delivery, SinkContext
+from telemetry.sink import Delivery, SinkContext, fresh
 from telemetry.values import Scalar
 
 NOTES_TAG = "run/notes"
@@ -136,17 +136,17 @@ class TensorBoardSink:
             file = self._file
             if file is None:
                 raise SinkUnavailableError(f"the TensorBoard file in {self.log_dir} is closed")
-            fresh = [e for e in batch if e.seq > self._last_seq]
-            if not fresh:
+            new = fresh(batch, self._last_seq)
+            if not new:
                 return
             records: list[bytes] = []
-            for event in fresh:
+            for event in new:
                 self._convert(event, records)
             try:
                 file.append(records)
             except OSError as exc:
                 raise self._unavailable(exc) from exc
-            self._last_seq = fresh[-1].seq  # a retried batch skips what went out
+            self._last_seq = new[-1].seq  # a retried batch skips what went out
 
     def _convert(self, event: Event, out: list[bytes]) -> None:
         """Append the serialised ``Event`` protos of ``event`` to ``out`` (none, one or two)."""

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import anyio
 import structlog
 
+from telemetry.checks import TIMEOUT, Interval
 from telemetry.errors import SinkUnavailableError
 from telemetry.events import (
     SCALAR_EVENTS,
@@ -34,9 +35,9 @@ from telemetry.events import (
     ScalarEvent,
     SystemInfo,
 )
-from telemetry.sink import Delivery, SinkContext
+from telemetry.sink import Delivery, SinkContext, fresh
 
-log = structlog.get_logger("telemetry.wandb")
+logger = structlog.get_logger("telemetry.wandb")
 T = TypeVar("T")
 MODES = ("auto", "online", "offline", "disabled")
 SEQ_KEY = "_seq"
@@ -89,13 +90,12 @@ class WandbOptions(Delivery):
     """A dashboard, not a log: each wandb ``log`` call wakes wandb's threads, and half a
     second of batching cuts its CPU per row by half (wandb streams every 15 s anyway)."""
 
+    def limits(self) -> dict[str, Interval]:
+        timeouts = dict.fromkeys(("init_timeout", "call_timeout", "finish_timeout"), TIMEOUT)
+        return {**super().limits(), **timeouts}
+
     def extra_checks(self) -> list[tuple[str, bool, str]]:
-        return [
-            ("mode", self.mode in MODES, ", ".join(MODES)),
-            ("init_timeout", self.init_timeout > 0, "more than 0 (seconds)"),
-            ("call_timeout", self.call_timeout > 0, "more than 0 (seconds)"),
-            ("finish_timeout", self.finish_timeout > 0, "more than 0 (seconds)"),
-        ]
+        return [("mode", self.mode in MODES, ", ".join(MODES))]
 
 
 def resolve_mode(option: str, environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
@@ -144,19 +144,19 @@ class WandbSink:
         self._wandb = await anyio.to_thread.run_sync(importlib.import_module, "wandb")
 
     async def write(self, batch: Sequence[Event]) -> None:
-        fresh = [e for e in batch if e.seq > self.delivered_seq]
-        if not fresh or self.finished:
+        new = fresh(batch, self.delivered_seq)
+        if not new or self.finished:
             return
-        for event in fresh:
+        for event in new:
             if isinstance(event, RunStarted):
                 self._start = event
         if self.run is None:
             await self._call(self._init, self.options.init_timeout, "init")
-            fresh = [e for e in fresh if e.seq > self.delivered_seq]
-        body = [e for e in fresh if not isinstance(e, RunFinished)]
+            new = fresh(new, self.delivered_seq)  # a resumed run may hold some already
+        body = [e for e in new if not isinstance(e, RunFinished)]
         if body:
             await self._call(lambda: self._write(body), self.options.call_timeout, "log")
-        end = next((e for e in fresh if isinstance(e, RunFinished)), None)
+        end = next((e for e in new if isinstance(e, RunFinished)), None)
         if end is not None:
             await self._call(lambda: self._end(end), self.options.finish_timeout, "finish")
 
@@ -167,7 +167,7 @@ class WandbSink:
         try:
             await self._call(lambda: self._end(None), limit, "finish")
         except SinkUnavailableError as exc:
-            log.warning("wandb_finish_incomplete", error=str(exc))
+            logger.warning("wandb_finish_incomplete", error=str(exc))
 
     # -- calls into wandb, each in a worker thread under a timeout --
 
@@ -237,7 +237,7 @@ class WandbSink:
         if not self._announced:
             self._announced = True
             where = run.url if self.mode == "online" else getattr(run, "dir", None)
-            log.info("wandb_run", mode=self.mode, id=context.run_id, at=where)
+            logger.info("wandb_run", mode=self.mode, id=context.run_id, at=where)
 
     def _write(self, events: Sequence[Event]) -> None:
         """Fold scalar events into one open row per axis; a new step of the axis logs the row.
@@ -245,9 +245,7 @@ class WandbSink:
         So every scalar of a step (metrics, evaluation, aggregate) goes out in one
         ``log`` call even when other events come between them or batches split them.
         """
-        for event in events:
-            if event.seq <= self.delivered_seq:
-                continue
+        for event in fresh(events, self.delivered_seq):
             if isinstance(event, SCALAR_EVENTS):
                 open_row = self._open_rows.get(event.axis)
                 if open_row is not None and open_row[0] != event.step:
@@ -315,7 +313,7 @@ class WandbSink:
         if not self.options.artifacts:
             return
         if not path.exists():
-            log.warning("wandb_artifact_missing", name=event.name, path=str(path))
+            logger.warning("wandb_artifact_missing", name=event.name, path=str(path))
             return
         metadata = {**event.metadata, "step": event.step, "axis": event.axis, "seq": event.seq}
         artifact = self._wandb.Artifact(
@@ -329,7 +327,7 @@ class WandbSink:
             self.run.log_artifact(artifact, aliases=["latest", f"{event.axis}-{event.step}"])
         except Exception as exc:
             # wandb raises here when its GraphQL calls fail; the metrics must keep flowing.
-            log.warning(
+            logger.warning(
                 "wandb_artifact_failed",
                 name=event.name,
                 error=f"{type(exc).__name__}: {exc}",

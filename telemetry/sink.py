@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
+from telemetry.checks import COUNT, UP_TO_A_MINUTE, Interval, check_numbers
 from telemetry.errors import ConfigError
-from telemetry.events import Event
+from telemetry.events import Envelope, Event
 
+E = TypeVar("E", bound=Envelope)
 Overflow = Literal["block", "spill"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("block", "spill")
 
@@ -33,6 +35,16 @@ class Sink(Protocol):
 
     async def close(self, timeout: float) -> None:
         """Flush and release everything, giving up after ``timeout`` seconds."""
+
+
+def fresh(batch: Sequence[E], last_seq: int) -> Sequence[E]:
+    """The events of ``batch`` (in ``seq`` order) after ``last_seq``: what a sink has not written.
+
+    The batch itself when it holds nothing old, as almost every batch does.
+    """
+    if not batch or batch[0].seq > last_seq:
+        return batch
+    return [e for e in batch if e.seq > last_seq]
 
 
 @runtime_checkable
@@ -70,23 +82,29 @@ class Delivery:
     """Consecutive failed batches after which the sink is isolated (gets no more events)."""
 
     def validate(self, section: str) -> None:
-        """Raise ``ConfigError`` naming ``section.key`` for the first value out of range."""
-        checks = [
-            ("capacity", self.capacity >= 1, "at least 1"),
-            ("overflow", self.overflow in OVERFLOW_POLICIES, " or ".join(OVERFLOW_POLICIES)),
-            ("batch_size", self.batch_size >= 1, "at least 1"),
-            ("max_latency", 0 <= self.max_latency <= 60, "between 0 and 60 (seconds)"),
-            ("max_retries", self.max_retries >= 0, "0 or more"),
-            ("isolate_after", self.isolate_after >= 1, "at least 1"),
-        ]
-        checks += self.extra_checks()
-        for key, ok, allowed in checks:
+        """Raise ``ConfigError`` naming ``section.key`` for the first value not allowed.
+
+        The numbers first (``limits``), then the other checks (``extra_checks``).
+        """
+        check_numbers(section, self, self.limits())
+        checks = [("overflow", self.overflow in OVERFLOW_POLICIES, " or ".join(OVERFLOW_POLICIES))]
+        for key, ok, allowed in checks + self.extra_checks():
             if not ok:
                 value = getattr(self, key)
                 raise ConfigError(f"{section}.{key} must be {allowed}, got {value!r}")
 
+    def limits(self) -> dict[str, Interval]:
+        """The numbers allowed for each numeric key; a sink adds its own to ``super().limits()``."""
+        return {
+            "capacity": COUNT,
+            "batch_size": COUNT,
+            "max_latency": UP_TO_A_MINUTE,
+            "max_retries": Interval(0, integer=True, text="0 or more"),
+            "isolate_after": COUNT,
+        }
+
     def extra_checks(self) -> list[tuple[str, bool, str]]:
-        """A sink's own keys: ``(key, is valid, what is allowed)``."""
+        """A sink's own keys other than numbers: ``(key, is valid, what is allowed)``."""
         return []
 
 
