@@ -153,7 +153,7 @@ class ConsoleDirect:
     label = "structlog JSON line per step"
 
     def __init__(self, stream: Any, values: Mapping[str, float] = VALUES) -> None:
-        self.log = structlog.wrap_logger(
+        self.logger = structlog.wrap_logger(
             structlog.PrintLogger(stream),
             processors=[
                 structlog.processors.TimeStamper(fmt="iso"),
@@ -164,7 +164,7 @@ class ConsoleDirect:
         self.next_step = 0
 
     def steps(self, count: int) -> float:
-        info, values, first = self.log.info, self.values, self.next_step
+        info, values, first = self.logger.info, self.values, self.next_step
         start = time.perf_counter()
         for i in range(first, first + count):
             info("step", step=i, **values)
