@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -20,6 +21,7 @@ from telemetry.checks import (
     check_numbers,
 )
 from telemetry.errors import ConfigError
+from telemetry.sink import Delivery
 
 
 @pytest.mark.parametrize(
@@ -111,3 +113,21 @@ def test_interval_check_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"^episodes must be an integer >= 0, got -1$"):
         at_least(0).check("episodes", -1)
     at_least(0).check("episodes", 0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (Delivery(capacity=0), "capacity must be at least 1, got 0"),
+        (Delivery(batch_size=0), "batch_size must be at least 1, got 0"),
+        (Delivery(max_latency=61.0), "max_latency must be between 0 and 60 (seconds), got 61.0"),
+        (Delivery(max_retries=-1), "max_retries must be 0 or more, got -1"),
+        (Delivery(isolate_after=0), "isolate_after must be at least 1, got 0"),
+        (Delivery(overflow="drop"), "overflow must be block or spill, got 'drop'"),
+    ],
+)
+def test_delivery_keys_are_checked_with_the_range_check(options: Delivery, message: str) -> None:
+    """Every sink's delivery keys: the same ``section.key must be ..., got ...`` messages."""
+    with pytest.raises(ConfigError, match=f"^sink\\.{re.escape(message)}$"):
+        options.validate("sink")
+    Delivery().validate("sink")
