@@ -21,7 +21,7 @@ class Sink(Protocol):
     """Where events go. Open once, write batches in ``seq`` order, close within a deadline.
 
     ``write`` may be called again with events it has already seen (at-least-once
-    delivery); a sink skips any event whose ``seq`` it has already written.
+    delivery); a sink skips any event whose ``seq`` it has already written (``fresh``).
     Blocking client libraries must run in worker threads, never on the event loop.
     """
 
