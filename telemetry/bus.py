@@ -15,27 +15,25 @@ import structlog
 from anyio.abc import TaskGroup
 
 from telemetry.aggregate import AggregateSpec, Aggregator
-from telemetry.errors import ConfigError
+from telemetry.errors import ConfigError, describe
 from telemetry.events import Event, Health, RunFinished, RunStarted, RunStatus
 from telemetry.intake import INTAKE_CAPACITY, Intake
-from telemetry.lane import Lane
-from telemetry.progress import Progress
-from telemetry.pump import Pump
+from telemetry.pump import Pump, SinkItem, fan_out
 from telemetry.report import (
     CloseReport,
+    Heartbeat,
     SinkReport,
     close_report,
     health_values,
     say_what_is_missing,
 )
-from telemetry.sink import Delivery, DurableLog, Sink
+from telemetry.sink import Delivery
 
 __all__ = ["Bus", "CloseReport", "Phase", "RunInfo", "SinkReport"]
 
 logger = structlog.get_logger("telemetry")
 
 E = TypeVar("E", bound=Event)
-SinkItem = Sink | tuple[Sink, Delivery]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +47,11 @@ class RunInfo:
     notes: str | None = None
     config: Mapping[str, Any] | None = None
     resumed: bool = False
+
+    def started_fields(self) -> dict[str, Any]:
+        """The ``RunStarted`` event's fields."""
+        fields = {f: getattr(self, f) for f in self.__slots__}
+        return fields | {"tags": tuple(self.tags), "config": dict(self.config or {})}
 
 
 class Phase(enum.Enum):
@@ -90,34 +93,22 @@ class Bus:
             raise ConfigError(f"close_timeout must be positive, got {close_timeout}")
         if intake_capacity < 1:
             raise ConfigError(f"intake_capacity must be at least 1, got {intake_capacity}")
-        self.run_id = run_id
         self.run = run
         self.close_timeout = close_timeout
         self.phase = Phase.NEW
         self.report: CloseReport | None = None
         self._intake = Intake(run_id, first_seq=first_seq, capacity=intake_capacity)
         self._replaying = False
-        self._health_interval = health_interval
-        self._health_step = 0
-        log, pairs = _pair_with_delivery(sinks)
-        self._progress = Progress(first_seq, has_log=log is not None)
-        self.lanes = [
-            Lane(
-                sink,
-                delivery,
-                self._progress,
-                log=log if sink is not log else None,
-                writes_log=sink is log,
-                first_seq=first_seq,
-                open_timeout=open_timeout,
-            )
-            for sink, delivery in pairs
-        ]
-        self._log_dir = log.path.parent if log is not None else None
+        self._heartbeat = Heartbeat(health_interval)
+        self.lanes, self._progress = fan_out(sinks, first_seq=first_seq, open_timeout=open_timeout)
         aggregator = Aggregator(aggregate) if aggregate and aggregate.every else None
         self._pump = Pump(self._intake, self.lanes, self._progress, aggregator)
         self._tg: TaskGroup | None = None
         self._all_done: anyio.Event | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self._intake.run_id
 
     @classmethod
     def replaying(cls, sinks: Sequence[SinkItem], *, close_timeout: float = 60.0) -> Bus:
@@ -231,10 +222,9 @@ class Bus:
         return health_values(self.published, self._intake, self.lanes)
 
     def _publish_health(self) -> None:
-        if self._replaying:
-            return
-        self._health_step += 1
-        self._intake.emit_internal(Health, {"step": self._health_step, "values": self.health()})
+        if not self._replaying:
+            step = self._heartbeat.beat()
+            self._intake.emit_internal(Health, {"step": step, "values": self.health()})
 
     async def _health_loop(self, interval: float) -> None:
         while self.phase is Phase.OPEN:
@@ -258,21 +248,11 @@ class Bus:
         self._intake.start()
         self.phase = Phase.OPEN
         self._all_done = anyio.Event()
-        self._tg.start_soon(self._run_pipeline, self._all_done)
-        if self._health_interval:
-            self._tg.start_soon(self._health_loop, self._health_interval)
+        self._tg.start_soon(self._pump.run_with_lanes, self._all_done)
+        if self._heartbeat.interval:
+            self._tg.start_soon(self._health_loop, self._heartbeat.interval)
         if self.run is not None:
-            run = self.run
-            self.emit(
-                RunStarted,
-                name=run.name,
-                project=run.project,
-                tags=tuple(run.tags),
-                group=run.group,
-                notes=run.notes,
-                config=dict(run.config or {}),
-                resumed=run.resumed,
-            )
+            self.emit(RunStarted, **self.run.started_fields())
         return self
 
     async def __aexit__(
@@ -286,27 +266,8 @@ class Bus:
         if exc is not None:
             interrupted = isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class()))
             status = "interrupted" if interrupted else "failed"
-            error = None if interrupted else _describe(exc)
+            error = None if interrupted else describe(exc)
         await self.aclose(status=status, error=error)
-
-    async def _run_pipeline(self, done: anyio.Event) -> None:
-        """The pump and every lane, until all have ended."""
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._guarded, self._pump.run)
-                for lane in self.lanes:
-                    group.start_soon(self._guarded, lane.run)
-        finally:
-            done.set()
-
-    @staticmethod
-    async def _guarded(func: Any) -> None:
-        try:
-            await func()
-        except Exception as exc:  # a bug in the pipeline must not take training down
-            logger.exception(
-                "telemetry_task_failed", task=getattr(func, "__name__", "?"), error=exc
-            )
 
     async def aclose(
         self,
@@ -319,7 +280,7 @@ class Bus:
             return self.report
         if self._tg is None or self._all_done is None:
             self.phase = Phase.CLOSED
-            self.report = close_report(self.published, self.lanes, self._log_dir, True)
+            self.report = close_report(self.published, self.lanes, True)
             return self.report
         budget = self.close_timeout if timeout is None else timeout
         self._progress.close_by = time.monotonic() + budget
@@ -336,41 +297,6 @@ class Bus:
         self._tg.cancel_scope.cancel()
         await self._tg.__aexit__(None, None, None)
         self.phase = Phase.CLOSED
-        self.report = close_report(
-            self.published, self.lanes, self._log_dir, not scope.cancelled_caught
-        )
+        self.report = close_report(self.published, self.lanes, not scope.cancelled_caught)
         say_what_is_missing(self.report)
         return self.report
-
-
-def _pair_with_delivery(sinks: Sequence[SinkItem]) -> tuple[DurableLog | None, list[Any]]:
-    """The durable log among ``sinks`` (the one ``isinstance`` check), and each sink's delivery."""
-    pairs = [(s, None) if not isinstance(s, tuple) else s for s in sinks]
-    names = [s.name for s, _ in pairs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"sink names must be unique, got {names}")
-    log = next((s for s, _ in pairs if isinstance(s, DurableLog)), None)
-    out = []
-    for sink, delivery in pairs:
-        if delivery is None:
-            delivery = Delivery(
-                overflow="spill" if log is not None and sink is not log else "block"
-            )
-        delivery.validate(sink.name)
-        if delivery.overflow == "spill" and (log is None or sink is log):
-            why = (
-                "the durable log cannot spill: it is what other sinks spill onto"
-                if sink is log
-                else "this bus was built without the durable log (the jsonl sink), so there is "
-                "nothing to spill onto and nothing to replay from"
-            )
-            raise ConfigError(f"{sink.name}.overflow=spill: {why}; use {sink.name}.overflow=block")
-        out.append((sink, delivery))
-    return log, out
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: message`` of the one error inside nested exception groups, or of ``exc``."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"

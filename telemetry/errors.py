@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of the one error inside nested exception groups, or of ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
+
+
 class TelemetryError(Exception):
     """Base class of every error the pipeline raises on purpose."""
 
@@ -33,3 +40,15 @@ class SinkUnavailableError(TelemetryError, RuntimeError):
 
 class CheckpointError(TelemetryError, OSError):
     """A checkpoint that could not be written; the message names its path and the reason."""
+
+
+class SinkBehindError(TelemetryError):
+    """A sink that holds events only up to ``held``, before the batch it was handed.
+
+    A resumed run's backend may lack the previous process's last events, which
+    the log holds: its lane reads them back from the log, from ``held + 1``.
+    """
+
+    def __init__(self, held: int) -> None:
+        super().__init__(f"the sink holds events up to seq {held} only")
+        self.held = held

@@ -52,9 +52,12 @@ class LaneMode(enum.Enum):
 class Lane:
     """Feeds one sink: the pump calls ``offer``; a task runs ``run``, which opens and closes it.
 
-    ``log`` is the durable log a ``spill`` lane reads back from; ``writes_log``
-    marks the log's own lane, which settles ``progress.logged``.
+    ``log`` is the durable log a ``spill`` lane reads back from. The log's own
+    lane is a ``LogLane`` (telemetry/log_lane.py).
     """
+
+    writes_log = False
+    """This is the durable log's own lane."""
 
     def __init__(
         self,
@@ -63,7 +66,6 @@ class Lane:
         progress: Progress,
         *,
         log: DurableLog | None = None,
-        writes_log: bool = False,
         first_seq: int = 0,
         open_timeout: float = 60.0,
     ) -> None:
@@ -73,7 +75,6 @@ class Lane:
         self.last_seq = first_seq  # a resumed run's log already holds seqs up to first_seq
         self._progress = progress
         self._log = log if delivery.overflow == "spill" else None
-        self._writes_log = writes_log
         self._writer = Writer(
             sink,
             delivery,
@@ -105,17 +106,12 @@ class Lane:
     def isolated(self) -> bool:
         return self.mode is LaneMode.ISOLATED
 
-    @property
-    def writes_log(self) -> bool:
-        """This is the durable log's own lane."""
-        return self._writes_log
-
     # -- the pump's side: runs on the event loop, never awaits --
 
     def offer(self, chunk: RawChunk) -> bool:
         """Queue, spill or count ``chunk``; False when a ``block`` queue is full (try again)."""
         counts, size, mode = self.counts, len(chunk), self.mode
-        if mode is LaneMode.LIVE or (mode is LaneMode.ISOLATED and self._writes_log):
+        if mode is LaneMode.LIVE:
             if not self._queue.has_room(size):
                 if self._log is None:
                     return False  # block: the pump waits for room
@@ -132,9 +128,12 @@ class Lane:
             self._queue.put(chunk)
         elif mode is LaneMode.ISOLATED:
             counts.failed += size
-        counts.offered += size
-        counts.last_offered = chunk.last_seq
+        self._count_offer(chunk)
         return True
+
+    def _count_offer(self, chunk: RawChunk) -> None:
+        self.counts.offered += len(chunk)
+        self.counts.last_offered = chunk.last_seq
 
     async def wait_for_room(self) -> None:
         """Wait until the worker takes something off a full ``block`` queue."""
@@ -172,9 +171,11 @@ class Lane:
                 self.mode = LaneMode.DONE
             self._queue.close()
             self._stop_catching_up()
-            if self._writes_log:
-                self._progress.log_ended()
+            self._ended()
             await self._writer.close()
+
+    def _ended(self) -> None:
+        """The worker has ended (before the sink is closed)."""
 
     async def _next_batch(self) -> list[Event] | None:
         while self.mode is not LaneMode.DONE:
@@ -205,8 +206,7 @@ class Lane:
         return None
 
     def _stop_filling(self) -> bool:
-        progress = self._progress
-        return progress.pump_done or (self._writes_log and progress.flush_to > self.last_seq)
+        return self._progress.pump_done
 
     # -- behind: a full queue or a down sink; catching up from the log --
 
@@ -283,23 +283,24 @@ class Lane:
             piece = [e for e in batch[start : start + size] if e.seq > self.last_seq]
             if not piece:
                 continue
-            if not self._writes_log and not await self._progress.wait_logged(piece[-1].seq):
+            if not await self._logged(piece[-1].seq):
                 self._give_up()  # the log will never hold these: no sink may get them
                 return
             if self.mode is LaneMode.ISOLATED:
-                if self._writes_log:  # the isolated log still settles its events in order
-                    await self._probe(piece)
+                await self._while_isolated(piece)
                 continue
             outcome = await self._writer.write(piece)
+            if outcome is Outcome.BEHIND:
+                held = self._writer.held
+                if self._log is not None and held < piece[0].seq - 1:
+                    self.last_seq = held  # read back what the sink lacks; it keeps the rest
+                    self._fall_behind(held + 1, rewind=True)
+                    return
+                outcome = await self._writer.write(piece)  # nothing to read back from
             if outcome is Outcome.DOWN:
                 self._down(piece[0].seq, self._writer.error or "down")
                 return
-            if outcome is Outcome.FAILED and self._writes_log:
-                if not await self._writer.hold(piece):
-                    self._failed(piece)
-                    tries = self.breaker.failures
-                    self.isolate(f"the log could not be written in {tries} tries")
-                    continue
+            if outcome is Outcome.FAILED and await self._written_after_all(piece):
                 outcome = Outcome.DONE
             if outcome is Outcome.DONE:
                 self._delivered(piece)
@@ -307,12 +308,12 @@ class Lane:
                 self._failed(piece)
 
     def _delivered(self, piece: Sequence[Event]) -> None:
-        self.counts.delivered += len(piece)
+        self.counts.delivered += self.counts.ours(piece)
         self._count_gap(piece)
         self._settled(piece[-1].seq)
 
     def _failed(self, piece: Sequence[Event]) -> None:
-        self.counts.failed += len(piece)
+        self.counts.failed += self.counts.ours(piece)
         self._count_gap(piece)
         self._settled(piece[-1].seq)
         if self._writer.streak >= self.delivery.isolate_after:
@@ -325,24 +326,21 @@ class Lane:
         are not: it skips unreadable lines, and its lanes never read back).
         """
         if self._catchup is not None and self._catchup.reading:
-            self.counts.failed += piece[-1].seq - self.last_seq - len(piece)
+            self.counts.failed += self.counts.missing(piece, after=self.last_seq)
 
     def _settled(self, seq: int) -> None:
         self.last_seq = seq
-        if self._writes_log:
-            self._progress.log_settled(seq)
 
-    async def _probe(self, piece: Sequence[Event]) -> None:
-        """An isolated log's piece: counted failed, or once the breaker allows, one attempt
-        that makes it ``LIVE`` again if it writes."""
-        if self.breaker.due and await self._writer.try_once(piece):
-            self.mode = LaneMode.LIVE
-            self._delivered(piece)
-            return
-        if self.breaker.due:
-            self.breaker.trip()
-        self.counts.failed += len(piece)
-        self._settled(piece[-1].seq)
+    async def _logged(self, seq: int) -> bool:
+        """Wait until the log holds ``seq`` (write-ahead); False if it never will."""
+        return await self._progress.wait_logged(seq)
+
+    async def _while_isolated(self, piece: Sequence[Event]) -> None:
+        """A piece taken while isolated (none is queued then: offers are counted failed)."""
+
+    async def _written_after_all(self, piece: Sequence[Event]) -> bool:
+        """Every attempt at ``piece`` failed: a last resort before it is counted failed."""
+        return False
 
     def isolate(self, reason: str) -> None:
         """Stop writing to this sink; everything offered and not delivered is counted failed."""
@@ -354,6 +352,4 @@ class Lane:
         self._queue.drop_all()
         counts.failed = counts.offered - counts.delivered
         self._settled(max(self.last_seq, counts.last_offered))
-        if self._writes_log:
-            self.breaker.trip()
         logger.error("sink_isolated", sink=self.name, reason=reason, error=self.error)

@@ -1,18 +1,80 @@
-"""The pump: moves the intake to every lane, the log's first, computing aggregates once."""
+"""The fan-out: one lane per sink, and the pump that moves the intake to every lane in turn."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import structlog
 
 from telemetry.aggregate import Aggregator
 from telemetry.chunk import Item, RawChunk, Stamp
+from telemetry.errors import ConfigError
 from telemetry.events import Aggregate, Metrics
 from telemetry.intake import Intake
 from telemetry.lane import Lane
+from telemetry.log_lane import LogLane
 from telemetry.progress import Progress
+from telemetry.sink import Delivery, DurableLog, Sink
+
+logger = structlog.get_logger("telemetry")
+
+SinkItem = Sink | tuple[Sink, Delivery]
+"""A sink, with its delivery settings or the defaults."""
 
 CHUNK = 1000
 """Events the pump hands a lane at once (a batch of the log); the spill granularity."""
+
+
+def fan_out(
+    sinks: Sequence[SinkItem], *, first_seq: int, open_timeout: float
+) -> tuple[list[Lane], Progress]:
+    """One lane per sink, sharing one ``Progress``; the durable log's lane first.
+
+    The one place that asks which sink is the durable log: it writes first,
+    and the ``spill`` lanes read back from it.
+    """
+    log, pairs = _with_delivery(sinks)
+    progress = Progress(first_seq, has_log=log is not None)
+    lanes = [
+        (LogLane if sink is log else Lane)(
+            sink,
+            delivery,
+            progress,
+            log=log if sink is not log else None,
+            first_seq=first_seq,
+            open_timeout=open_timeout,
+        )
+        for sink, delivery in pairs
+    ]
+    lanes.sort(key=lambda lane: not lane.writes_log)
+    return lanes, progress
+
+
+def _with_delivery(sinks: Sequence[SinkItem]) -> tuple[DurableLog | None, list[Any]]:
+    """The durable log among ``sinks``, and each sink's checked delivery settings."""
+    pairs = [(s, None) if not isinstance(s, tuple) else s for s in sinks]
+    names = [s.name for s, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"sink names must be unique, got {names}")
+    log = next((s for s, _ in pairs if isinstance(s, DurableLog)), None)
+    out = []
+    for sink, delivery in pairs:
+        if delivery is None:
+            spill = log is not None and sink is not log
+            delivery = Delivery(overflow="spill" if spill else "block")
+        delivery.validate(sink.name)
+        if delivery.overflow == "spill" and (log is None or sink is log):
+            why = (
+                "the durable log cannot spill: it is what other sinks spill onto"
+                if sink is log
+                else "this bus was built without the durable log (the jsonl sink), so there is "
+                "nothing to spill onto and nothing to replay from"
+            )
+            raise ConfigError(f"{sink.name}.overflow=spill: {why}; use {sink.name}.overflow=block")
+        out.append((sink, delivery))
+    return log, out
 
 
 class Pump:
@@ -29,6 +91,16 @@ class Pump:
         self._lanes = lanes
         self._progress = progress
         self._aggregator = aggregator
+
+    async def run_with_lanes(self, done: anyio.Event) -> None:
+        """The pump and every lane, until all have ended; then ``done`` is set."""
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_guarded, self.run)
+                for lane in self._lanes:
+                    group.start_soon(_guarded, lane.run)
+        finally:
+            done.set()
 
     async def run(self) -> None:
         """Until the intake stops and is empty; then tell every lane the input has ended."""
@@ -83,3 +155,10 @@ class Pump:
                         "values": window.values,
                     },
                 )
+
+
+async def _guarded(func: Any) -> None:
+    try:
+        await func()
+    except Exception as exc:  # a bug in the pipeline must not take training down
+        logger.exception("telemetry_task_failed", task=getattr(func, "__name__", "?"), error=exc)

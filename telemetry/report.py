@@ -10,6 +10,7 @@ import structlog
 
 from telemetry.intake import Intake
 from telemetry.lane import Lane
+from telemetry.sink import DurableLog, Sink
 
 logger = structlog.get_logger("telemetry")
 
@@ -42,6 +43,21 @@ class CloseReport:
         return {s.name: s.failed + s.pending for s in self.sinks if s.failed + s.pending}
 
 
+class Heartbeat:
+    """When the bus publishes its health: every ``interval`` seconds, numbered by ``step``."""
+
+    __slots__ = ("interval", "step")
+
+    def __init__(self, interval: float | None) -> None:
+        self.interval = interval
+        self.step = 0
+
+    def beat(self) -> int:
+        """The next health event's step."""
+        self.step += 1
+        return self.step
+
+
 def health_values(published: int, intake: Intake, lanes: Sequence[Lane]) -> dict[str, int | float]:
     """The pipeline's counters, keyed as published under ``telemetry/``."""
     values: dict[str, int | float] = {
@@ -61,10 +77,9 @@ def health_values(published: int, intake: Intake, lanes: Sequence[Lane]) -> dict
     return values
 
 
-def close_report(
-    published: int, lanes: Sequence[Lane], log_dir: Path | None, deadline_met: bool
-) -> CloseReport:
+def close_report(published: int, lanes: Sequence[Lane], deadline_met: bool) -> CloseReport:
     """Each lane's counts; a lane that missed events gets the command that replays them."""
+    log_dir = next((_folder(lane.sink) for lane in lanes if lane.writes_log), None)
     sinks = []
     for lane in lanes:
         c = lane.counts
@@ -84,6 +99,11 @@ def close_report(
             )
         )
     return CloseReport(published=published, sinks=tuple(sinks), deadline_met=deadline_met)
+
+
+def _folder(log: Sink) -> Path:
+    assert isinstance(log, DurableLog)
+    return log.path.parent
 
 
 def say_what_is_missing(report: CloseReport) -> None:

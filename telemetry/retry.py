@@ -16,7 +16,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from telemetry.errors import SinkUnavailableError
+from telemetry.errors import SinkBehindError, SinkUnavailableError
 
 BREAKER_WAIT = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
 """Seconds before retrying a down sink: 0.5, 1, 2 ... 30, plus up to 0.5 of jitter."""
@@ -75,6 +75,8 @@ async def write_with_retries(
     try:
         await attempt()
         return
+    except SinkBehindError:
+        raise
     except SinkUnavailableError:
         if down_is_final:
             raise

@@ -14,7 +14,7 @@ import anyio
 import structlog
 from tenacity import RetryError
 
-from telemetry.errors import SinkUnavailableError
+from telemetry.errors import SinkBehindError, SinkUnavailableError
 from telemetry.events import Event
 from telemetry.progress import Progress
 from telemetry.retry import Breaker, write_with_retries
@@ -32,6 +32,8 @@ class Outcome(enum.Enum):
     """The sink said it is down (``SinkUnavailableError``): its lane can fall behind."""
     FAILED = "failed"
     """Every attempt failed."""
+    BEHIND = "behind"
+    """The sink holds events only up to ``Writer.held``, before this batch (``SinkBehindError``)."""
 
 
 class Writer:
@@ -46,6 +48,7 @@ class Writer:
         "_reported",
         "breaker",
         "error",
+        "held",
         "opened",
         "sink",
         "streak",
@@ -64,6 +67,7 @@ class Writer:
         self.breaker = Breaker()
         self.error: str | None = None
         self.opened = False
+        self.held = 0
         self.streak = 0
         """Batches failed in a row."""
         self._delivery = delivery
@@ -96,6 +100,9 @@ class Writer:
                 self._delivery.max_retries,
                 down_is_final=self._down_is_final,
             )
+        except SinkBehindError as exc:
+            self.held = exc.held
+            return Outcome.BEHIND
         except SinkUnavailableError:
             return Outcome.DOWN
         except RetryError:
@@ -179,6 +186,8 @@ class Writer:
     async def _attempt(self, piece: Sequence[Event]) -> None:
         try:
             await self.sink.write(piece)
+        except SinkBehindError:
+            raise
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             if not (self._down_is_final and isinstance(exc, SinkUnavailableError)):

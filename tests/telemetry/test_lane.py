@@ -21,6 +21,7 @@ from telemetry import retry as retry_module
 from telemetry.chunk import RawChunk
 from telemetry.events import Event
 from telemetry.lane import Lane, LaneMode
+from telemetry.log_lane import LogLane
 from telemetry.progress import Progress
 from telemetry.sink import Delivery, Sink
 from tests.conftest import BrokenSink, OutageSink, StuckSink
@@ -68,7 +69,7 @@ async def lanes(
     progress = Progress(0, has_log=True)
     progress.start()
     jsonl = JsonlSink(tmp_path / "events.jsonl", "lane")
-    log = Lane(jsonl, JsonlOptions(max_latency=0.001), progress, writes_log=True)
+    log = LogLane(jsonl, JsonlOptions(max_latency=0.001), progress)
     lane = Lane(sink, delivery, progress, log=jsonl)
     pump = Pump(log, lane, progress)
     await log.open()
@@ -216,7 +217,7 @@ async def test_isolated_log_probes_and_goes_live_again(tmp_path: Path) -> None:
 
     jsonl.write = write  # type: ignore[method-assign]
     options = JsonlOptions(max_latency=0.001, max_retries=0, isolate_after=2)
-    log = Lane(jsonl, options, progress, writes_log=True)
+    log = LogLane(jsonl, options, progress)
     memory = MemorySink()
     other = Lane(memory, Delivery(overflow="block", max_latency=0.001), progress)
     pump = Pump(log, other, progress)
