@@ -24,7 +24,7 @@ import anyio
 import structlog
 
 from telemetry.checks import TIMEOUT, Interval
-from telemetry.errors import SinkUnavailableError
+from telemetry.errors import SinkBehindError, SinkUnavailableError
 from telemetry.events import (
     SCALAR_EVENTS,
     ArtifactSaved,
@@ -136,6 +136,7 @@ class WandbSink:
         self._open_rows: dict[str, tuple[int, dict[str, Any]]] = {}
         self._reset_service = False
         self._announced = False
+        self._hole_checked = False
 
     # -- the sink protocol --
 
@@ -153,6 +154,12 @@ class WandbSink:
         if self.run is None:
             await self._call(self._init, self.options.init_timeout, "init")
             new = fresh(new, self.delivered_seq)  # a resumed run may hold some already
+            if not self._hole_checked:
+                self._hole_checked = True
+                if new and 0 < self.delivered_seq < new[0].seq - 1:
+                    # The run holds less than the log: a killed process's last rows never
+                    # reached wandb. Its lane reads them back from the log first.
+                    raise SinkBehindError(self.delivered_seq)
         body = [e for e in new if not isinstance(e, RunFinished)]
         if body:
             await self._call(lambda: self._write(body), self.options.call_timeout, "log")

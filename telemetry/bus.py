@@ -15,6 +15,7 @@ import structlog
 from anyio.abc import TaskGroup
 
 from telemetry.aggregate import AggregateSpec, Aggregator
+from telemetry.checks import COUNT, TIMEOUT
 from telemetry.errors import ConfigError, describe
 from telemetry.events import Event, Health, RunFinished, RunStarted, RunStatus
 from telemetry.intake import INTAKE_CAPACITY, Intake
@@ -89,10 +90,8 @@ class Bus:
     ) -> None:
         if not run_id:
             raise ConfigError("run_id must be a non-empty string")
-        if close_timeout <= 0:
-            raise ConfigError(f"close_timeout must be positive, got {close_timeout}")
-        if intake_capacity < 1:
-            raise ConfigError(f"intake_capacity must be at least 1, got {intake_capacity}")
+        TIMEOUT.check("close_timeout", close_timeout)
+        COUNT.check("intake_capacity", intake_capacity)
         self.run = run
         self.close_timeout = close_timeout
         self.phase = Phase.NEW

@@ -9,7 +9,7 @@ import anyio
 from telemetry.events import Event
 from telemetry.progress import Progress
 from telemetry.reader import LogTail
-from telemetry.sink import DurableLog
+from telemetry.sink import DurableLog, fresh
 
 
 class Step(enum.Enum):
@@ -64,7 +64,7 @@ class CatchUp:
         read = await anyio.to_thread.run_sync(self._tail.read)
         limit = self.limit
         if limit is None:
-            return [e for e in read if e.seq > after], False
+            return list(fresh(read, after)), False
         return [e for e in read if after < e.seq <= limit], bool(read) and read[-1].seq > limit
 
     async def next(self, last_seq: int, progress: Progress) -> tuple[Step, list[Event]]:

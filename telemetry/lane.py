@@ -33,7 +33,7 @@ from telemetry.counts import LaneCounts
 from telemetry.events import Event
 from telemetry.progress import Progress
 from telemetry.retry import Breaker
-from telemetry.sink import Delivery, DurableLog, Sink
+from telemetry.sink import Delivery, DurableLog, Sink, fresh
 from telemetry.writer import Outcome, Writer
 
 logger = structlog.get_logger("telemetry")
@@ -280,7 +280,7 @@ class Lane:
     async def _deliver(self, batch: Sequence[Event]) -> None:
         size = self.delivery.batch_size
         for start in range(0, len(batch), size):
-            piece = [e for e in batch[start : start + size] if e.seq > self.last_seq]
+            piece = fresh(batch[start : start + size], self.last_seq)
             if not piece:
                 continue
             if not await self._logged(piece[-1].seq):

@@ -25,12 +25,13 @@ those of a row the log's events make); the killed process's rows on the server
 are a prefix of its logged rows; the resumed process's rows are all there, none
 dropped; wandb's own ``_step`` has no hole (no history line overwritten).
 
-Known gap, pinned by the strict xfail test below: the killed process's logged
-rows that wandb had not yet received when the process died (the last ~1-2 s, and
-with the slow log everything past the log's last write, since wandb waits for
-it) never reach wandb. The resumed run starts its sink at the log's last ``seq``
-and does not read the log back from the summary's ``_seq``, and afterwards the
-summary's ``_seq`` is above the hole, so ``replay`` skips it too.
+The killed process's logged rows that wandb had not received when it died
+(the last second or two, and with the slow log everything it had written
+since its last batch) reach wandb from the resumed process: the wandb sink
+finds its resumed run's summary ``_seq`` below the batch it is handed
+(``SinkBehindError``), and its lane reads the hole back from the log first.
+The second test checks the whole claim: every logged episode of both
+processes is a history row with its values.
 """
 
 from __future__ import annotations
@@ -302,19 +303,13 @@ def test_killed_and_resumed_runs_lose_no_row_of_the_resumed_process(
         f"(resumed at seq {', '.join(str(o.resume_seq) for o in outcomes)}), "
         f"{sum(o.killed_rows for o in outcomes)} rows on the fake at the kills, "
         f"{sum(f[1] for f in found)} history rows checked against the logs, "
-        f"{sum(f[2] for f in found)} logged rows of the killed processes never reached wandb "
-        f"(known gap), {sum(o.took for o in outcomes):.0f} s"
+        f"{sum(f[2] for f in found)} rows of the killed processes' own grouping not on the fake "
+        f"(sent again, regrouped, by the resumed ones), {sum(o.took for o in outcomes):.0f} s"
     )
     problems = [p for f in found for p in f[0]]
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a resumed run does not catch wandb up on the killed process's "
-    "logged rows that wandb had not received (the sink starts at the log's last seq, "
-    "and the summary's _seq then stands above the hole, so replay skips it too)",
-)
 def test_every_logged_episode_of_both_processes_is_a_history_row(
     outcomes: list[Outcome],
 ) -> None:
