@@ -17,6 +17,7 @@ from telemetry.lane import Lane
 from telemetry.log_lane import LogLane
 from telemetry.progress import Progress
 from telemetry.sink import Delivery, DurableLog, Sink
+from telemetry.spill_lane import SpillLane
 
 logger = structlog.get_logger("telemetry")
 
@@ -37,23 +38,24 @@ def fan_out(
     """
     log, pairs = _with_delivery(sinks)
     progress = Progress(first_seq, has_log=log is not None)
-    lanes = [
-        (LogLane if sink is log else Lane)(
-            sink,
-            delivery,
-            progress,
-            log=log if sink is not log else None,
-            first_seq=first_seq,
-            open_timeout=open_timeout,
-        )
-        for sink, delivery in pairs
-    ]
+    lanes: list[Lane] = []
+    for sink, delivery, is_log in pairs:
+        at, wait = first_seq, open_timeout
+        if is_log:
+            lanes.append(LogLane(sink, delivery, progress, first_seq=at, open_timeout=wait))
+        elif log is not None and delivery.overflow == "spill":
+            lanes.append(SpillLane(sink, delivery, progress, log, first_seq=at, open_timeout=wait))
+        else:
+            lanes.append(Lane(sink, delivery, progress, first_seq=at, open_timeout=wait))
     lanes.sort(key=lambda lane: not lane.writes_log)
     return lanes, progress
 
 
-def _with_delivery(sinks: Sequence[SinkItem]) -> tuple[DurableLog | None, list[Any]]:
-    """The durable log among ``sinks``, and each sink's checked delivery settings."""
+def _with_delivery(
+    sinks: Sequence[SinkItem],
+) -> tuple[DurableLog | None, list[tuple[Sink, Delivery, bool]]]:
+    """The durable log among ``sinks``, and each sink's checked delivery settings and
+    whether it is the log."""
     pairs = [(s, None) if not isinstance(s, tuple) else s for s in sinks]
     names = [s.name for s, _ in pairs]
     if len(set(names)) != len(names):
@@ -73,7 +75,7 @@ def _with_delivery(sinks: Sequence[SinkItem]) -> tuple[DurableLog | None, list[A
                 "nothing to spill onto and nothing to replay from"
             )
             raise ConfigError(f"{sink.name}.overflow=spill: {why}; use {sink.name}.overflow=block")
-        out.append((sink, delivery))
+        out.append((sink, delivery, sink is log))
     return log, out
 
 

@@ -24,6 +24,7 @@ from telemetry.lane import Lane, LaneMode
 from telemetry.log_lane import LogLane
 from telemetry.progress import Progress
 from telemetry.sink import Delivery, Sink
+from telemetry.spill_lane import SpillLane
 from tests.conftest import BrokenSink, OutageSink, StuckSink
 
 FAST = Delivery(overflow="spill", capacity=100, batch_size=100, max_latency=0.001)
@@ -70,7 +71,11 @@ async def lanes(
     progress.start()
     jsonl = JsonlSink(tmp_path / "events.jsonl", "lane")
     log = LogLane(jsonl, JsonlOptions(max_latency=0.001), progress)
-    lane = Lane(sink, delivery, progress, log=jsonl)
+    lane = (
+        SpillLane(sink, delivery, progress, jsonl)
+        if delivery.overflow == "spill"
+        else Lane(sink, delivery, progress)
+    )
     pump = Pump(log, lane, progress)
     await log.open()
     with anyio.fail_after(30):
