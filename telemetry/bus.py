@@ -18,7 +18,7 @@ from telemetry.aggregate import AggregateSpec, Aggregator
 from telemetry.checks import COUNT, TIMEOUT
 from telemetry.errors import ConfigError, describe
 from telemetry.events import Event, Health, RunFinished, RunStarted, RunStatus
-from telemetry.intake import INTAKE_CAPACITY, Intake
+from telemetry.intake import INTAKE_CAPACITY, Intake, LogCall
 from telemetry.pump import Pump, SinkItem, fan_out
 from telemetry.report import (
     CloseReport,
@@ -67,7 +67,8 @@ class Phase(enum.Enum):
 class Bus:
     """Stamps events with ``run_id``, ``seq`` and ``time`` and fans them out to sinks.
 
-    ``log`` and ``emit`` are safe from any thread and cost about a microsecond:
+    ``log(values, step=, axis=)`` and ``emit`` are safe from any thread and cost about a
+    microsecond:
     they append to a bounded intake (``telemetry.intake``). A pump task moves the
     intake to one lane per sink (``telemetry.lane``), the durable log's first; no
     other lane delivers an event before the log has written it. Each lane
@@ -97,6 +98,10 @@ class Bus:
         self.phase = Phase.NEW
         self.report: CloseReport | None = None
         self._intake = Intake(run_id, first_seq=first_seq, capacity=intake_capacity)
+        self.log: LogCall = self._intake.log
+        """Publish the scalars of one step; returns the event's ``seq``. The intake's own
+        method, bound here: the hot path pays no call through the bus. Waits only when the
+        intake is full (and never on the event loop's thread)."""
         self._replaying = False
         self._heartbeat = Heartbeat(health_interval)
         self.lanes, self._progress = fan_out(sinks, first_seq=first_seq, open_timeout=open_timeout)
@@ -128,13 +133,6 @@ class Bus:
 
     # -- publishing: the trainer's hot path --
 
-    def log(self, values: Mapping[str, Any], *, step: int, axis: str = "step") -> int:
-        """Publish the scalars of one step; returns the event's ``seq``.
-
-        Waits only when the intake is full (and never on the event loop's thread).
-        """
-        return self._intake.log(values, step, axis)
-
     def emit(self, event_type: type[E], /, **fields: Any) -> E:
         """Publish any event kind from its fields; ``run_id``, ``seq`` and ``time`` are stamped."""
         return self._intake.emit(event_type, fields)
@@ -147,15 +145,17 @@ class Bus:
 
     async def alog(self, values: Mapping[str, Any], *, step: int, axis: str = "step") -> int:
         """``log`` for async producers: waits for room in the intake, yielding to the loop."""
-        await self._yield_for_room()
-        return self._intake.log(values, step, axis)
+        await self.wait_for_room()
+        return self._intake.log(values, step=step, axis=axis)
 
     async def aemit(self, event_type: type[E], /, **fields: Any) -> E:
         """``emit`` for async producers."""
-        await self._yield_for_room()
+        await self.wait_for_room()
         return self._intake.emit(event_type, fields)
 
-    async def _yield_for_room(self) -> None:
+    async def wait_for_room(self) -> None:
+        """Yield to the loop, and wait while the intake is full: what an async producer calls
+        after a burst of ``log``/``emit`` calls on the loop (which cannot wait themselves)."""
         await anyio.lowlevel.checkpoint()
         await self._intake.room()
 

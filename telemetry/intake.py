@@ -17,7 +17,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
@@ -28,8 +28,14 @@ from telemetry.params import coerce_params
 from telemetry.values import coerce_values
 
 E = TypeVar("E", bound=Event)
-INTAKE_CAPACITY = 50_000
-"""Events the intake holds by default before publishers wait: about 25 MiB of 8-scalar steps."""
+INTAKE_CAPACITY = 20_000
+"""Events the intake holds by default before publishers wait: about 10 MiB of 8-scalar steps."""
+
+
+class LogCall(Protocol):
+    """The signature of ``Bus.log``."""
+
+    def __call__(self, values: Mapping[str, Any], *, step: int, axis: str = "step") -> int: ...
 
 
 class Intake:
@@ -91,8 +97,8 @@ class Intake:
 
     # -- publishing: the trainer's hot path --
 
-    def log(self, values: Mapping[str, Any], step: int, axis: str) -> int:
-        """Stamp and store one step's scalars; returns its ``seq``."""
+    def log(self, values: Mapping[str, Any], *, step: int, axis: str = "step") -> int:
+        """Stamp and store one step's scalars; returns its ``seq`` (``Bus.log`` itself)."""
         checked = coerce_values(values)
         if type(step) is not int or step < 0:
             step = check_step(step)

@@ -17,13 +17,13 @@ from sinks.jsonl import JsonlSink
 from sinks.memory import MemorySink
 from telemetry.bus import Bus, RunInfo
 from telemetry.events import Metrics
+from telemetry.pump import CHUNK  # the most a lane queues past its capacity
 from telemetry.sink import Delivery
 from tests.conftest import SlowSink, StuckSink
 from tests.reliability.common import assert_no_gap, read_log
 
 STEPS = 6_000
 CAPACITY = 500
-CHUNK = 4096  # telemetry.bus._CHUNK: the most a lane can be offered past its capacity
 
 
 class FileWatcher(threading.Thread):

@@ -14,6 +14,7 @@ from sinks.jsonl import JsonlOptions, JsonlSink
 from sinks.memory import MemorySink
 from telemetry.bus import Bus
 from telemetry.events import Event, Health, Metrics
+from telemetry.intake import INTAKE_CAPACITY
 from telemetry.reader import LogReader
 from telemetry.sink import Delivery
 from tests.conftest import OutageSink
@@ -94,7 +95,7 @@ async def test_memory_stays_bounded_with_a_sink_down_at_any_rate(tmp_path: Path)
         f"intake peak {max(sizes):,} events"
     )
     assert growth < 64
-    assert max(sizes) <= 50_000
+    assert max(sizes) <= INTAKE_CAPACITY
     assert bus.report is not None
     sinks = {s.name: s for s in bus.report.sinks}
     assert sinks["jsonl"].delivered == bus.published
