@@ -6,17 +6,19 @@ from pathlib import Path
 
 from telemetry.events import Metrics, RunFinished
 from telemetry.reader import LogReader
-from tests.agents.test_checkpoints import _fill, _tmpfs
 from tests.reliability.common import run_cli
+from tests.tmpfs import fill, tmpfs
 
+MOUNT_SIZE = 1 << 20
+"""Bytes of the tmpfs the run folders live on."""
 LEFT_FREE = 64 << 10
 """Bytes the filler leaves free: room for config and log, not for PPO's 157 kB checkpoint."""
 
 
 def test_unwritable_checkpoint_ends_the_run_with_one_line(tmp_path: Path) -> None:
     """A full disk under the checkpoint: exit 1, one ``error:`` line naming it, log ends failed."""
-    with _tmpfs(tmp_path / "out") as out:
-        _fill(out, LEFT_FREE)
+    with tmpfs(tmp_path / "out", MOUNT_SIZE) as out:
+        fill(out, LEFT_FREE)
         result = run_cli(
             "train", "trainer=ppo", "episodes=1", f"out={out}", "sinks=[console]",
             "console.format=json",

@@ -8,10 +8,6 @@ error in the log, which the freed space still holds.
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -26,6 +22,7 @@ from telemetry.errors import CheckpointError
 from telemetry.events import Metrics, RunFinished
 from telemetry.reader import LogReader
 from tests.agents.test_ppo import small
+from tests.tmpfs import fill, tmpfs
 
 torch.set_num_threads(1)
 
@@ -35,47 +32,12 @@ LEFT_FREE = 24 << 10
 """Bytes the filler file leaves free: room for the log, not for a 39 kB checkpoint."""
 
 
-def _cannot(reason: str) -> None:
-    # CI runs as root on purpose: there a missing tmpfs is a broken test machine.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the tmpfs tests: {reason}")
-    pytest.skip(reason)
-
-
-@contextmanager
-def _tmpfs(where: Path, *options: str) -> Iterator[Path]:
-    where.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        _cannot("mounting a tmpfs needs root")
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", ",".join((f"size={MOUNT_SIZE}", *options)), "tmpfs", where],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if result.returncode != 0:
-        _cannot(f"mounting a tmpfs is not permitted here: {result.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30, check=False)
-
-
-def _fill(mount: Path, leave: int) -> int:
-    """Write a filler file so that only about ``leave`` bytes stay free; its size."""
-    stats = os.statvfs(mount)
-    size = stats.f_bavail * stats.f_frsize - leave
-    with (mount / "filler").open("wb") as handle:
-        handle.write(b"\0" * size)
-    return size
-
-
 async def test_full_disk_fails_the_run_naming_the_checkpoint(tmp_path: Path) -> None:
     """torch.save on a full tmpfs: CheckpointError names the path, no temp file, log says failed."""
-    with _tmpfs(tmp_path / "small") as mount:
+    with tmpfs(tmp_path / "small", MOUNT_SIZE) as mount:
         run_dir = mount / "run"
         run_dir.mkdir()
-        filler = _fill(mount, LEFT_FREE)
+        filler = fill(mount, LEFT_FREE).stat().st_size
         log = run_dir / "events.jsonl"
         with pytest.raises(CheckpointError) as caught, anyio.fail_after(60):
             async with Bus(
@@ -99,7 +61,7 @@ async def test_full_disk_fails_the_run_naming_the_checkpoint(tmp_path: Path) -> 
 
 def test_read_only_file_system_is_named(tmp_path: Path) -> None:
     """A checkpoint folder on a read-only tmpfs raises CheckpointError with that reason."""
-    with _tmpfs(tmp_path / "ro", "ro") as mount:
+    with tmpfs(tmp_path / "ro", MOUNT_SIZE, "ro") as mount:
         path = mount / "checkpoints" / "x.pt"
         with pytest.raises(CheckpointError, match=r"read-only$") as caught:
             checkpoints.save({"x": torch.zeros(3)}, path)

@@ -25,13 +25,10 @@ What happens (pinned here):
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import subprocess
 import time
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +44,7 @@ from telemetry.bus import Bus, CloseReport, RunInfo
 from telemetry.sink import Delivery
 from tests.conftest import OutageSink
 from tests.reliability.common import read_log, run_cli
+from tests.tmpfs import fill, tmpfs
 
 FULL = "the disk is full"
 
@@ -180,35 +178,9 @@ async def test_space_coming_back_between_failures_resumes_the_log(
     assert [e["event"] for e in logs if e.get("sink") == "jsonl"] == ["sink_error"]
 
 
-def _cannot(reason: str) -> None:
-    # CI runs as root on purpose: there a missing tmpfs is a broken test machine.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the tmpfs tests: {reason}")
-    pytest.skip(reason)
-
-
-@contextlib.contextmanager
-def _tmpfs(where: Path, *options: str) -> Iterator[Path]:
-    where.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        _cannot("mounting a tmpfs needs root")
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", ",".join(("size=256k", *options)), "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if result.returncode != 0:
-        _cannot(f"mounting a tmpfs is not permitted here: {result.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30, check=False)
-
-
 async def test_real_full_tmpfs_isolates_the_log_and_keeps_the_rest(tmp_path: Path) -> None:
     """A 256 kB tmpfs filling up mid-run: same outcome as the injected ENOSPC."""
-    with _tmpfs(tmp_path / "small") as mount:
+    with tmpfs(tmp_path / "small", "256k") as mount:
         path = mount / "run" / "events.jsonl"
         bus, memory, logs, worst = await _train_on(path, 8_000)
         figures = _check_outcome(bus, memory, logs, path, worst)
@@ -218,7 +190,7 @@ async def test_real_full_tmpfs_isolates_the_log_and_keeps_the_rest(tmp_path: Pat
 
 async def test_read_only_file_system_is_named(tmp_path: Path) -> None:
     """A log on a read-only tmpfs is isolated at open with an error naming path and reason."""
-    with _tmpfs(tmp_path / "ro", "ro") as mount:
+    with tmpfs(tmp_path / "ro", "256k", "ro") as mount:
         await _unopenable(mount / "events.jsonl", "the file system is read-only")
 
 
@@ -263,14 +235,6 @@ def test_cli_out_folder_that_cannot_be_made_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def _fill(mount: Path, leave: int) -> Path:
-    """A filler file leaving about ``leave`` bytes free on ``mount``."""
-    stats = os.statvfs(mount)
-    filler = mount / "filler"
-    filler.write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - leave))
-    return filler
-
-
 async def _until(condition: Any, timeout: float = 30) -> None:
     with anyio.fail_after(timeout):
         while not condition():
@@ -279,10 +243,10 @@ async def _until(condition: Any, timeout: float = 30) -> None:
 
 async def test_log_that_finds_room_again_loses_nothing(tmp_path: Path) -> None:
     """A full tmpfs freed while the log holds its batch: every event reaches the log, in order."""
-    with _tmpfs(tmp_path / "small") as mount:
+    with tmpfs(tmp_path / "small", "256k") as mount:
         path = mount / "run" / "events.jsonl"
         path.parent.mkdir()
-        filler = _fill(mount, 24_000)
+        filler = fill(mount, 24_000)
         options = JsonlOptions(max_retries=1, max_latency=0.01)
         log = JsonlSink(path, "disk", options)
         memory = MemorySink()
@@ -313,10 +277,10 @@ async def test_isolated_log_writes_again_when_space_returns_and_lanes_catch_up(
     """A log isolated by a full disk writes again once it is freed; a lane that was behind
     reads the log back, and both count the events published meanwhile as failed."""
     monkeypatch.setattr(retry_module, "BREAKER_WAIT", lambda state: 0.05)
-    with _tmpfs(tmp_path / "small") as mount:
+    with tmpfs(tmp_path / "small", "256k") as mount:
         path = mount / "run" / "events.jsonl"
         path.parent.mkdir()
-        filler = _fill(mount, 24_000)
+        filler = fill(mount, 24_000)
         options = JsonlOptions(max_retries=0, max_latency=0.01, isolate_after=2)
         log = JsonlSink(path, "disk", options)
         memory = MemorySink()
