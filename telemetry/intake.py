@@ -125,10 +125,7 @@ class Intake:
         if "step" in fields and (type(fields["step"]) is not int or fields["step"] < 0):
             fields["step"] = check_step(fields["step"])
         with self._lock:
-            if self._refusal is not None:
-                raise BusClosedError(self._refusal)
-            if len(self._items) >= self._room_left:
-                self._wait_for_room()
+            self._admit_locked()
             event = self._stamp_locked(event_type, fields)
         if self._idle:
             self.wake()
@@ -149,16 +146,20 @@ class Intake:
     def forward(self, event: Event) -> None:
         """Store an event that already has its ``seq`` (replay)."""
         with self._lock:
-            if self._refusal is not None:
-                raise BusClosedError(self._refusal)
-            if len(self._items) >= self._room_left:
-                self._wait_for_room()
+            self._admit_locked()
             self.seq = max(self.seq, event.seq)
             self.forwarded += 1
             self._items.append(event)
             self._stamps.append(None)
         if self._idle:
             self.wake()
+
+    def _admit_locked(self) -> None:
+        """Refuse once stopped; wait while full. ``log`` spells this out: it is the hot path."""
+        if self._refusal is not None:
+            raise BusClosedError(self._refusal)
+        if len(self._items) >= self._room_left:
+            self._wait_for_room()
 
     def _wait_for_room(self) -> None:
         """Called with the lock held: wait until the pump frees room (never on the loop)."""

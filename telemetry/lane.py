@@ -52,6 +52,8 @@ class Lane:
 
     writes_log = False
     """This is the durable log's own lane."""
+    queues_while_isolated = False
+    """Isolated, the lane still takes chunks in order (the log's, to settle and probe)."""
 
     def __init__(
         self,
@@ -98,11 +100,12 @@ class Lane:
 
     def offer(self, chunk: RawChunk) -> bool:
         """Queue or count ``chunk``; False when the queue is full (the pump waits for room)."""
-        if self.mode is LaneMode.LIVE:
+        isolated = self.mode is LaneMode.ISOLATED
+        if self.mode is LaneMode.LIVE or (isolated and self.queues_while_isolated):
             if not self._queue.has_room(len(chunk)):
                 return False
             self._queue.put(chunk)
-        elif self.mode is LaneMode.ISOLATED:
+        elif isolated:
             self.counts.failed += len(chunk)
         self._count_offer(chunk)
         return True
@@ -126,11 +129,15 @@ class Lane:
     # -- the worker's side --
 
     async def open(self) -> bool:
-        """Open the sink; an error isolates the lane."""
+        """Open the sink; True if it opened."""
         outcome = await self._writer.open()
         if outcome is not Outcome.DONE:
-            self.isolate(self._writer.error or "")
+            self._open_failed(outcome)
         return outcome is Outcome.DONE
+
+    def _open_failed(self, outcome: Outcome) -> None:
+        """The sink did not open: the lane is isolated."""
+        self.isolate(self._writer.error or "")
 
     async def run(self) -> None:
         """Open the sink, deliver until the input ends and any backlog is caught up, close it."""

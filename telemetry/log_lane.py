@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from telemetry.chunk import RawChunk
 from telemetry.events import Event
 from telemetry.lane import Lane, LaneMode
 
@@ -22,15 +21,7 @@ class LogLane(Lane):
     """
 
     writes_log = True
-
-    def offer(self, chunk: RawChunk) -> bool:
-        if self.mode is not LaneMode.ISOLATED:
-            return super().offer(chunk)
-        if not self._queue.has_room(len(chunk)):
-            return False
-        self._queue.put(chunk)
-        self._count_offer(chunk)
-        return True
+    queues_while_isolated = True
 
     def _settled(self, seq: int) -> None:
         self.last_seq = seq

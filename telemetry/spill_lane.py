@@ -66,14 +66,11 @@ class SpillLane(Lane):
 
     # -- the worker's side --
 
-    async def open(self) -> bool:
-        """Open the sink; a down sink makes the lane fall behind, any other error isolates it."""
-        outcome = await self._writer.open()
-        if outcome is Outcome.DOWN:
+    def _open_failed(self, outcome: Outcome) -> None:
+        if outcome is Outcome.DOWN:  # retried behind the breaker; the events wait in the log
             self._down(self.last_seq + 1, self._writer.error or "")
-        elif outcome is not Outcome.DONE:
-            self.isolate(self._writer.error or "")
-        return outcome is Outcome.DONE
+        else:
+            super()._open_failed(outcome)
 
     async def _next_batch(self) -> list[Event] | None:
         while self.mode is not LaneMode.DONE:
