@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
 import re
@@ -13,17 +12,10 @@ from typing import Any
 
 import torch
 
-from telemetry.errors import CheckpointError
+from telemetry.errors import CheckpointError, write_failure
 
 FOLDER = "checkpoints"
 """The checkpoints' folder inside a run folder."""
-
-_REASONS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is used up",
-    errno.EACCES: "permission denied",
-    errno.EROFS: "the file system is read-only",
-}
 
 
 def folder(run_dir: Path) -> Path:
@@ -61,6 +53,6 @@ def save(state: Mapping[str, Any], path: Path) -> Path:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        reason = _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+        reason = write_failure(exc)
         raise CheckpointError(f"cannot write the checkpoint {path}: {reason}") from None
     return path

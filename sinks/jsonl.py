@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import errno
 import os
 import threading
 import time
@@ -16,7 +15,7 @@ import anyio
 
 from telemetry.checks import UP_TO_A_MINUTE, Interval
 from telemetry.codec import encode, header
-from telemetry.errors import SinkUnavailableError
+from telemetry.errors import SinkUnavailableError, write_failure
 from telemetry.events import Event
 from telemetry.reader import LOG_NAME
 from telemetry.sink import Delivery, SinkContext, fresh
@@ -191,17 +190,7 @@ class JsonlSink:
 
 
 def _explain(path: Path, exc: OSError) -> str:
-    reason = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is used up",
-        errno.EACCES: "permission denied",
-        errno.EROFS: "the file system is read-only",
-        errno.EISDIR: "it is a directory",
-        # mkdir of the log's folder where a file is: EEXIST (or ENOTDIR further down).
-        errno.EEXIST: "a part of its path is a file, not a folder",
-        errno.ENOTDIR: "a part of its path is a file, not a folder",
-    }.get(exc.errno or 0, exc.strerror or str(exc))
-    return f"cannot write the event log {path}: {reason}"
+    return f"cannot write the event log {path}: {write_failure(exc)}"
 
 
 def _last_seq_in(path: Path) -> int:

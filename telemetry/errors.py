@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+
+_WRITE_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EACCES: "permission denied",
+    errno.EROFS: "the file system is read-only",
+    errno.EISDIR: "it is a directory",
+    # mkdir of a file's folder where a file is: EEXIST (or ENOTDIR further down).
+    errno.EEXIST: "a part of its path is a file, not a folder",
+    errno.ENOTDIR: "a part of its path is a file, not a folder",
+}
+
+
+def write_failure(exc: OSError) -> str:
+    """Why a file could not be written, in the words a user needs ("the disk is full")."""
+    return _WRITE_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+
 
 def describe(exc: BaseException) -> str:
     """``Type: message`` of the one error inside nested exception groups, or of ``exc``."""
