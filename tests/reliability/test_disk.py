@@ -301,8 +301,13 @@ async def test_isolated_log_writes_again_when_space_returns_and_lanes_catch_up(
                 lane = next(lane for lane in bus.lanes if lane.writes_log)
                 while not lane.isolated:
                     await publish(20)
+                # The failed write was cut back, so a small probe could fit in what is left
+                # and the log flap: take the rest of the room until the disk is freed.
+                rest = mount / "rest"
+                rest.write_bytes(b"\0" * (os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize))
                 await publish(300)  # published while the log is isolated: its gap
                 filler.unlink()
+                rest.unlink()
                 while lane.isolated:
                     await publish(20)
                 await publish(300)
