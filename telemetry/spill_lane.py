@@ -114,9 +114,13 @@ class SpillLane(Lane):
     def _fall_behind(self, seq: int, *, rewind: bool = False) -> None:
         """From ``seq`` on, this lane's events are only in the log.
 
-        A lane still reading back reads on past its limit; with ``rewind`` (its
-        sink failed a batch it had read) it starts reading again from ``seq``.
+        A lane still reading back with no limit reads on. With ``rewind`` (its sink
+        failed a batch it had read), or while it reads back up to a limit (its reader
+        has passed, and dropped, events beyond it that are also in the queue), it
+        starts reading again after what it has delivered.
         """
+        if self._catchup is not None and self._catchup.limit is not None:
+            rewind, seq = True, self.last_seq + 1
         if self._catchup is None or rewind:
             self._stop_catching_up()
             self._catchup = CatchUp(self._log, seq)
