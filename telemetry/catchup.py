@@ -25,6 +25,9 @@ class Step(enum.Enum):
     """Nothing new in the log yet."""
     ENDED = "ended"
     """The log's lane has ended and everything it wrote has been read."""
+    CLOSED = "closed"
+    """The read-back was closed while it read (the lane fell behind again): its
+    lane has a new one, and what this one read is dropped."""
 
 
 class CatchUp:
@@ -34,10 +37,11 @@ class CatchUp:
     or before ``from_seq``; the file is opened only once the lane's queue is
     empty (what was queued before the lane fell behind goes first). ``limit``
     is set when the lane rejoins the live stream: the first live chunk starts
-    at ``limit + 1``.
+    at ``limit + 1``. The pump may close it while a read runs in a worker
+    thread: the file is then closed once that read returns.
     """
 
-    __slots__ = ("_log", "_offset", "_tail", "from_seq", "limit")
+    __slots__ = ("_log", "_offset", "_reads", "_tail", "from_seq", "limit")
 
     def __init__(self, log: DurableLog, from_seq: int) -> None:
         self._log = log
@@ -45,6 +49,7 @@ class CatchUp:
         self.limit: int | None = None
         self._offset = log.offset_before(from_seq)
         self._tail: LogTail | None = None
+        self._reads = 0  # reads in flight in a worker thread
 
     @property
     def reading(self) -> bool:
@@ -59,9 +64,15 @@ class CatchUp:
     async def read(self, after: int) -> tuple[list[Event], bool]:
         """Whole lines written since the last read with ``after < seq <= limit``, and
         whether the log has gone past ``limit`` (what it lacks below it, it never wrote)."""
-        assert self._tail is not None
-        # Decoding a megabyte of log takes milliseconds: not on the event loop.
-        read = await anyio.to_thread.run_sync(self._tail.read)
+        tail = self._tail
+        assert tail is not None
+        self._reads += 1
+        try:  # decoding a megabyte of log takes milliseconds: not on the event loop
+            read = await anyio.to_thread.run_sync(tail.read)
+        finally:
+            self._reads -= 1
+            if self._tail is None:  # closed while it read
+                tail.close()
         limit = self.limit
         if limit is None:
             return list(fresh(read, after)), False
@@ -72,18 +83,19 @@ class CatchUp:
         if self.limit is not None and last_seq >= self.limit:
             return Step.OVER, []
         events, passed = await self.read(last_seq)
+        if self._tail is None:
+            return Step.CLOSED, []
         if events:
             return Step.EVENTS, events
         if passed:
             return Step.GAP, []
         if progress.pump_done and self.limit is None and last_seq >= progress.dispatched:
             return Step.OVER, []
-        assert self._tail is not None
         if progress.log_done and self._tail.offset >= self._log.written_offset:
             return Step.ENDED, []
         return Step.WAITING, []
 
     def close(self) -> None:
-        if self._tail is not None:
+        if self._tail is not None and not self._reads:
             self._tail.close()
-            self._tail = None
+        self._tail = None  # a read in flight closes the file when it returns

@@ -152,6 +152,8 @@ class SpillLane(Lane):
     async def _read_back(self, catchup: CatchUp) -> list[Event] | None:
         """A batch from the log; None once the read-back is over (or after a short wait)."""
         step, events = await catchup.next(self.last_seq, self._progress)
+        if catchup is not self._catchup:  # fell behind again, or stopped, while it read
+            return None
         if step is Step.EVENTS:
             return events
         if step is Step.WAITING:

@@ -6,6 +6,7 @@ Each test builds the real log's lane and one lane under test on one shared
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from telemetry.events import Event
 from telemetry.lane import Lane, LaneMode
 from telemetry.log_lane import LogLane
 from telemetry.progress import Progress
+from telemetry.reader import LogTail
 from telemetry.sink import Delivery, Sink
 from telemetry.spill_lane import SpillLane
 from tests.conftest import BrokenSink, OutageSink, StuckSink
@@ -96,6 +98,20 @@ async def until(condition: Callable[[], bool]) -> None:
             await anyio.sleep(0.002)
 
 
+def held_until_released() -> tuple[Sink, MemorySink, anyio.Event]:
+    """A sink whose writes wait for ``release``, then land in ``memory``."""
+    stuck = StuckSink()
+    memory = MemorySink()
+    release = anyio.Event()
+
+    async def slow_then_fine(batch: Sequence[Event]) -> None:
+        await release.wait()
+        await MemorySink.write(memory, batch)
+
+    stuck.write = slow_then_fine  # type: ignore[method-assign]
+    return stuck, memory, release
+
+
 def seqs(events: Sequence[Event]) -> list[int]:
     return [e.seq for e in events]
 
@@ -114,15 +130,7 @@ async def test_live_lane_delivers_and_is_done_at_the_end(tmp_path: Path) -> None
 
 async def test_full_queue_spills_then_rejoins_the_live_stream(tmp_path: Path) -> None:
     """LIVE -> BEHIND (queue full) -> REJOINING (caught up) -> LIVE (next chunk)."""
-    stuck = StuckSink()
-    memory = MemorySink()
-    release = anyio.Event()
-
-    async def slow_then_fine(batch: Sequence[Event]) -> None:
-        await release.wait()
-        await MemorySink.write(memory, batch)
-
-    stuck.write = slow_then_fine  # type: ignore[method-assign]
+    stuck, memory, release = held_until_released()
     async with lanes(tmp_path, stuck) as (pump, lane):
         await pump.offer(60)  # taken by the worker, whose write waits
         await until(lambda: lane.counts.queued == 0)
@@ -137,6 +145,45 @@ async def test_full_queue_spills_then_rejoins_the_live_stream(tmp_path: Path) ->
         await until(lambda: len(memory.events) == 190)
     assert seqs(memory.events) == list(range(1, 191))
     assert lane.counts.delivered == 190
+
+
+async def test_falling_behind_while_a_read_back_is_in_flight_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REJOINING -> LIVE -> BEHIND while the worker's read of the log runs in its thread.
+
+    The pump drops that read-back and starts a new one; the read in flight must
+    neither find its file closed under it nor act for the new one.
+    """
+    gate, reading = threading.Event(), threading.Event()
+    gate.set()
+    real_read = LogTail.read
+
+    def gated_read(tail: LogTail, max_bytes: int = 1 << 20) -> list[Event]:
+        reading.set()
+        gate.wait(10)
+        return real_read(tail, max_bytes)
+
+    monkeypatch.setattr(LogTail, "read", gated_read)
+    stuck, memory, release = held_until_released()
+    async with lanes(tmp_path, stuck) as (pump, lane):
+        await pump.offer(60)
+        await until(lambda: lane.counts.queued == 0)
+        await pump.offer(60)
+        await pump.offer(60)  # spilled: BEHIND from 121
+        release.set()
+        await until(lambda: lane.mode is LaneMode.REJOINING)
+        gate.clear()
+        reading.clear()
+        await until(reading.is_set)  # the worker's next read waits in its thread
+        await pump.offer(10)  # rejoins: LIVE, with the read-back limited to 180
+        assert lane.mode is LaneMode.LIVE
+        await pump.offer(100)  # the queue is full: BEHIND again, a new read-back
+        assert lane.mode is LaneMode.BEHIND
+        gate.set()
+        await until(lambda: len(memory.events) == 290)
+    assert seqs(memory.events) == list(range(1, 291))
+    assert lane.counts.delivered == 290
 
 
 async def test_sink_down_falls_behind_and_catches_up_from_the_log(tmp_path: Path) -> None:
