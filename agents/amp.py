@@ -40,7 +40,7 @@ import math
 import re
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ from agents.common import (
 from agents.common import orthogonal_layer as _layer
 from agents.loop import Evaluated, Saved, StepRecord, TrainerLoop
 from agents.ppo_kit import Heads, Means, ObservationInput, gae
+from agents.sim_settings import sim_config
 from sims.motion import (
     ACTION_DIM,
     AMP_TRANSITION_DIM,
@@ -215,10 +216,14 @@ class AMPConfig:
     """Name of the evaluation, used in its metric keys eval/<experiment>/..."""
     save_freq: int = 10
     """Save a checkpoint every this many epochs (0: only at the end of train)."""
+    sim: dict[str, Any] = field(default_factory=dict)
+    """Any other motion simulator setting by name, e.g. ``amp.sim.max_torque=120``
+    (``sims.motion.MotionConfig``: joint_stiffness, fall_angle, target_speed_max...)."""
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
         check_numbers("amp", self, _ALLOWED)
+        self.motion_config()
         lr = self.lr
         check_number("amp", self, "min_lr", Interval(high=lr, text=f"<= lr ({lr!r})"))
         check_number("amp", self, "max_lr", Interval(low=lr, text=f">= lr ({lr!r})"))
@@ -245,7 +250,8 @@ class AMPConfig:
 
     def motion_config(self) -> MotionConfig:
         """The simulator's configuration for this run's training envs."""
-        return MotionConfig(num_envs=self.num_envs, max_episode_steps=self.max_episode_steps)
+        own = {"num_envs": self.num_envs, "max_episode_steps": self.max_episode_steps}
+        return sim_config(MotionConfig, "amp", self.sim, **own)
 
 
 CONFIG = AMPConfig

@@ -23,7 +23,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -45,6 +45,7 @@ from agents.common import (
     check_numbers,
 )
 from agents.loop import Evaluated, Publication, Saved, StepRecord, TrainerLoop
+from agents.sim_settings import sim_config
 from sims.trading import (
     EpisodeResult,
     PolicyFn,
@@ -135,10 +136,14 @@ class ERLConfig:
     """Stocks traded by the simulator (1 to 256)."""
     episode_length: int = 200
     """Steps of one trading period (1 to 100_000)."""
+    sim: dict[str, Any] = field(default_factory=dict)
+    """Any other trading simulator setting by name, e.g. ``erl.sim.inaction_penalty=1e-3``
+    (``sims.trading.TradingConfig``: loss_penalty_multiplier, max_holding_period...)."""
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
         check_numbers("erl", self, _ALLOWED)
+        self.trading()
         check_bool("erl", self, "checkpoint_on_improvement")
         if self.elites >= self.population_size:
             raise ConfigError(
@@ -156,7 +161,8 @@ class ERLConfig:
 
     def trading(self) -> TradingConfig:
         """The simulator's configuration for this run."""
-        return TradingConfig(n_stocks=self.n_stocks, episode_length=self.episode_length)
+        own = {"n_stocks": self.n_stocks, "episode_length": self.episode_length}
+        return sim_config(TradingConfig, "erl", self.sim, **own)
 
 
 CONFIG = ERLConfig

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ from agents.base import TrainerSpec, TrainResult, train_result
 from agents.common import NON_NEGATIVE, POSITIVE, UNIT, at_least, check_bool, check_numbers
 from agents.loop import Evaluated, Saved, StepRecord, TrainerLoop
 from agents.ppo_kit import Heads, Means, ObservationInput, gae
+from agents.sim_settings import sim_config
 from sims.auction import (
     N_SEGMENTS,
     OBS_FIELDS,
@@ -146,19 +148,24 @@ class PPOConfig:
     """Impression opportunities per slot (>= 1)."""
     daily_budget: float = 600.0
     """Daily budget of the simulated advertiser (> 0)."""
+    sim: dict[str, Any] = field(default_factory=dict)
+    """Any other auction simulator setting by name, e.g. ``ppo.sim.mobile_share=0.5``
+    (``sims.auction.AuctionConfig``: n_bid_levels, max_bid_multiplier, segment_mix...)."""
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
         check_numbers("ppo", self, _ALLOWED)
         check_bool("ppo", self, "norm_obs")
+        self.auction_config()
 
     def auction_config(self) -> AuctionConfig:
         """The simulator's configuration for this run."""
-        return AuctionConfig(
-            steps_per_episode=self.steps_per_episode,
-            impressions_per_step=self.impressions_per_step,
-            daily_budget=self.daily_budget,
-        )
+        own = {
+            "steps_per_episode": self.steps_per_episode,
+            "impressions_per_step": self.impressions_per_step,
+            "daily_budget": self.daily_budget,
+        }
+        return sim_config(AuctionConfig, "ppo", self.sim, **own)
 
 
 CONFIG = PPOConfig
