@@ -24,6 +24,7 @@ from telemetry.logging import configure_logging
 from telemetry.replay import identify, replay_log
 from telemetry.session import (
     CONFIG_NAME,
+    STOP_SIGNAL,
     RunFolder,
     existing_run_folder,
     new_run_folder,
@@ -222,7 +223,10 @@ async def train(config: RunSettings) -> int:
         except BaseExceptionGroup as group:
             # The run failed for this one reason: the log's run_finished and the user see it.
             raise _sole(group) from None
-        if signum is not None:
+        if signum == STOP_SIGNAL:  # stopped early on purpose (a sweep): a clean end
+            await bus.aclose(status="stopped")
+            signum = None
+        elif signum is not None:
             await bus.aclose(status="interrupted")
     _summarise(bus.report, folder)
     return 128 + signum if signum is not None else 0

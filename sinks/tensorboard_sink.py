@@ -246,7 +246,7 @@ def _text(tag: str, markdown: str) -> Any:
     return tb.Summary(value=[tb.Summary.Value(tag=tag, metadata=tb.text_metadata, tensor=tensor)])
 
 
-_STATUS = {"finished": "STATUS_SUCCESS", "failed": "STATUS_FAILURE"}
+_STATUS = {"finished": "STATUS_SUCCESS", "stopped": "STATUS_SUCCESS", "failed": "STATUS_FAILURE"}
 """Session end status of each run status; an interrupted run may be resumed, so it gets none."""
 
 

@@ -282,7 +282,7 @@ class WandbSink:
         status = finished.status if finished is not None else "finished"
         if finished is not None:
             self.run.summary[SEQ_KEY] = finished.seq
-        self._finish(0 if status == "finished" else 1)
+        self._finish(0 if status in ("finished", "stopped") else 1)
         if finished is not None:
             self.delivered_seq = finished.seq
 

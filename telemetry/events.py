@@ -15,7 +15,8 @@ from telemetry.values import Scalar
 Param = str | int | float | bool | None
 """A hyperparameter, artifact metadata or system information value."""
 
-RunStatus = Literal["finished", "failed", "interrupted"]
+RunStatus = Literal["finished", "failed", "interrupted", "stopped"]
+"""How a run ended; ``stopped``: ended early on purpose (a sweep's hyperband), cleanly."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,7 +125,7 @@ class ArtifactSaved(Envelope):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished(Envelope):
-    """The run ended: finished, failed or interrupted."""
+    """The run ended: finished, failed, interrupted or stopped."""
 
     type: Literal["run_finished"] = field(default="run_finished", init=False)
     status: RunStatus

@@ -18,6 +18,8 @@ from telemetry.reader import LOG_NAME, LogReader
 
 T = TypeVar("T")
 CONFIG_NAME = "config.yaml"
+STOP_SIGNAL = signal.SIGUSR1
+"""Ends a run early on purpose (a sweep stopping a trial): its log ends ``stopped``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +67,12 @@ def existing_run_folder(path: Path) -> RunFolder:
 
 
 async def until_signal(work: Callable[[], Awaitable[T]]) -> tuple[T | None, int | None]:
-    """Run ``work``; on SIGINT or SIGTERM cancel it and return the signal number instead."""
+    """Run ``work``; on SIGINT, SIGTERM or ``STOP_SIGNAL`` cancel it and return the signal."""
     received: list[int] = []
     result: list[T] = []
 
     async def watch(scope: CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, STOP_SIGNAL) as signals:
             async for signum in signals:
                 received.append(int(signum))
                 scope.cancel()
