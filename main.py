@@ -1,10 +1,11 @@
-"""Command line: ``python main.py train [KEY=VALUE ...]`` and ``python main.py replay PATH``."""
+"""Command line: ``train [KEY=VALUE ...]``, ``replay PATH``, ``sweep FILE``, ``agent SWEEP``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -14,6 +15,7 @@ import structlog
 from omegaconf import OmegaConf
 
 from agents.registry import TRAINERS, trainer_spec
+from agents.sim_settings import sim_setting_names
 from sinks.registry import LOG_SINK, known_sinks, sink_spec
 from telemetry.bus import Bus, CloseReport, RunInfo
 from telemetry.checks import COUNT, TIMEOUT, Interval, check_number, check_numbers
@@ -31,6 +33,9 @@ from telemetry.session import (
     until_signal,
 )
 from telemetry.sink import Sink, SinkContext
+from telemetry.sweep import cli as sweep_cli
+from telemetry.sweep.folder import create_sweep, find_sweep
+from telemetry.sweep.names import config_keys, field_names
 
 EXIT_USAGE = 2
 logger = structlog.get_logger("rltelemetry")
@@ -272,6 +277,38 @@ def keys_help(schema: type[Any], prefix: str = "") -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class OwnTrain:
+    """Our ``train`` as a sweep's trial: parameter names as config keys, and the base check."""
+
+    schema: type[RunSettings]
+
+    @property
+    def main(self) -> Path:
+        """This file: how a trial runs ``train``."""
+        return Path(__file__).resolve()
+
+    def keys(
+        self, names: Sequence[str], overrides: Sequence[str], constants: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """Each parameter name's config key, for the trainer the overrides or constants pick."""
+        chosen = [f"trainer={constants['trainer']}"] if "trainer" in constants else []
+        config = load_train_config(None, [*overrides, *chosen], self.schema)
+        spec = trainer_spec(config.trainer)
+        return config_keys(
+            names,
+            run_keys=field_names(config),
+            trainer=config.trainer,
+            trainer_keys=field_names(getattr(config, config.trainer)),
+            sim_keys=sim_setting_names(spec.sim) if spec.sim else [],
+            aliases=spec.aliases,
+        )
+
+    def check(self, overrides: Sequence[str]) -> None:
+        """Raise ``ConfigError`` if a trial's train config would not be allowed."""
+        load_train_config(None, list(overrides), self.schema).validate()
+
+
 def _parser(run_schema: type[Any]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python main.py",
@@ -296,6 +333,30 @@ def _parser(run_schema: type[Any]) -> argparse.ArgumentParser:
     )
     replay_cmd.add_argument("path", type=Path, help="a run folder or its events.jsonl")
     replay_cmd.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    sweep_cmd = commands.add_parser(
+        "sweep",
+        help="run a W&B sweep file offline, or resume, show or pick the best of a sweep",
+        description="sweep FILE.yaml [KEY=VALUE ...]: create a sweep under OUT/sweeps/<id>/ and "
+        "run its agents; the overrides are every trial's base config. "
+        "sweep resume SWEEP, sweep show SWEEP, sweep best SWEEP (SWEEP: its folder or id).",
+    )
+    sweep_cmd.add_argument("target", metavar="FILE|resume|show|best")
+    sweep_cmd.add_argument("rest", nargs="*", metavar="SWEEP|KEY=VALUE")
+    sweep_cmd.add_argument("--agents", type=int, default=1, help="agents run at once (default 1)")
+    sweep_cmd.add_argument("--seed", type=int, default=0, help="the engine's seed (default 0)")
+    sweep_cmd.add_argument("--output", type=Path, help="sweep best: the config file to write")
+    agent_cmd = commands.add_parser(
+        "agent",
+        help="join a sweep from another terminal or host",
+        description="agent SWEEP [storage=URL]: run the sweep's trials one at a time until it "
+        "ends (SWEEP: its folder, or its id with storage=URL).",
+    )
+    agent_cmd.add_argument("sweep", metavar="SWEEP")
+    agent_cmd.add_argument("rest", nargs="*", metavar="storage=URL")
+    for command in (sweep_cmd, agent_cmd):
+        command.add_argument("--count", type=int, help="stop after this many trials have ended")
+        command.add_argument("--storage", help="postgresql://... shared by agents on several hosts")
+        command.add_argument("--out", type=Path, default=Path("out"), help="default: out")
     return parser
 
 
@@ -322,7 +383,12 @@ def cli(argv: list[str] | None = None) -> int:
     """
     try:
         schema = run_config()  # from the registries as they are now
-        args = _parser(schema).parse_args(argv)
+        parser = _parser(schema)
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command not in ("sweep", "agent"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if extra:  # KEY=VALUE overrides given after an option
+            args.rest = [*args.rest, *extra]
         configure_logging()
         return _command(args, schema)
     except Exception as exc:
@@ -334,6 +400,8 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
+    if args.command in ("sweep", "agent"):
+        return _sweep_command(args, OwnTrain(schema))
     if args.command == "train":
         config = load_train_config(args.config, args.overrides, schema)
         config.validate()
@@ -342,6 +410,49 @@ def _command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
     settings = load_config(replay_config(), None, args.overrides)
     settings.validate()
     return anyio.run(replay, args.path, settings)
+
+
+def _sweep_command(args: argparse.Namespace, train: OwnTrain) -> int:
+    count = _positive("--count", args.count)
+    storage, rest = _storage(args.storage, args.rest)
+    if args.command == "agent":
+        folder = find_sweep(args.sweep, args.out, storage)
+        return anyio.run(_agents, folder, train, 1, count)
+    agents = _positive("--agents", args.agents) or 1
+    if args.target in ("resume", "show", "best"):
+        if len(rest) != 1:
+            raise ConfigError(f"sweep {args.target} takes one SWEEP (its folder or id)")
+        folder = find_sweep(rest[0], args.out, storage)
+        if args.target == "show":
+            return sweep_cli.show(folder)
+        if args.target == "best":
+            return sweep_cli.best(folder, train, args.output)
+        folder.engine().reenqueue_failed_grid_points()
+        return anyio.run(_agents, folder, train, agents, count)
+    sweep_cli.check_sweep(sweep_cli.load(Path(args.target)), rest, train)
+    folder, _ = create_sweep(
+        Path(args.target), args.out, seed=args.seed, storage=storage, overrides=rest
+    )
+    logger.info("sweep_created", sweep=folder.id, folder=str(folder.path), storage=folder.storage)
+    return anyio.run(_agents, folder, train, agents, count)
+
+
+async def _agents(folder: Any, train: OwnTrain, agents: int, count: int | None) -> int:
+    return await sweep_cli.run_agents(folder, folder.spec, train, agents=agents, count=count)
+
+
+def _storage(option: str | None, rest: list[str]) -> tuple[str | None, list[str]]:
+    """``storage=URL`` among the positional arguments, as the option ``--storage`` also says."""
+    given = [item for item in rest if item.startswith("storage=")]
+    others = [item for item in rest if not item.startswith("storage=")]
+    storage = given[-1].partition("=")[2] if given else option
+    return storage, others
+
+
+def _positive(option: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{option} must be 1 or more, got {value}")
+    return value
 
 
 def _sole(exc: BaseException) -> BaseException:

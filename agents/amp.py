@@ -823,7 +823,7 @@ def build(config: AMPConfig, bus: Bus, run_dir: Path, seed: int) -> AMPTrainer:
     return AMPTrainer(config, bus, run_dir, seed)
 
 
-SPEC = TrainerSpec(config=AMPConfig, build=build, episodes=30, axis=AXIS)
+SPEC = TrainerSpec(config=AMPConfig, build=build, episodes=30, axis=AXIS, sim=MotionConfig)
 
 __all__ = [
     "CONFIG",

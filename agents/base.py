@@ -6,7 +6,7 @@ import math
 import os
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +55,10 @@ class TrainerSpec:
     """Episodes (generations, epochs) a run trains for unless ``episodes`` says otherwise."""
     axis: str
     """The step axis the trainer counts its episodes on (progress, default aggregation)."""
+    sim: type[Any] | None = None
+    """The simulator's config class, whose settings the trainer's ``sim`` section takes."""
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """Other names of config keys that sweeps accept (the seeds' ``num_generations``)."""
 
 
 def system_info() -> dict[str, str | int | float]:

@@ -746,4 +746,16 @@ def build(config: ERLConfig, bus: Bus, run_dir: Path, seed: int) -> ERLTrainer:
     return ERLTrainer(config, bus, run_dir, seed)
 
 
-SPEC = TrainerSpec(config=ERLConfig, build=build, episodes=30, axis=AXIS)
+SPEC = TrainerSpec(
+    config=ERLConfig,
+    build=build,
+    episodes=30,
+    axis=AXIS,
+    sim=TradingConfig,
+    # The seeds' sweep names for these settings.
+    aliases={
+        "num_generations": "episodes",
+        "population_size": "erl.population_size",
+        "buffer_size": "erl.buffer_capacity",
+    },
+)

@@ -572,7 +572,7 @@ def build(config: PPOConfig, bus: Bus, run_dir: Path, seed: int) -> PPOTrainer:
     return PPOTrainer(config, bus, run_dir, seed)
 
 
-SPEC = TrainerSpec(config=PPOConfig, build=build, episodes=300, axis=AXIS)
+SPEC = TrainerSpec(config=PPOConfig, build=build, episodes=300, axis=AXIS, sim=AuctionConfig)
 
 __all__ = [
     "CONFIG",
