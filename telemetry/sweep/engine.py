@@ -146,6 +146,9 @@ class Engine:
 
     def _start(self, trial_id: int, number: int) -> Claim:
         self.study.sampler = _sampler(self.spec, self.seed, number)
+        # What Study.ask does before sampling: drop the trials cached for the sampler, or it
+        # sees the sweep as it was at this handle's first trial.
+        self.study._thread_local.cached_all_trials = None
         trial = optuna.Trial(self.study, trial_id)
         params = suggest(trial, self.spec.params)
         trial.set_user_attr("values", params)  # Optuna's params are the engine's view
