@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +147,7 @@ class _Follower:
         metric = self._plan.metric
         for event in self._tail.read():
             if self._result.first_event is None:
-                self._result.first_event = time.time()
+                self._result.first_event = event.time  # as published, not as read here
             if isinstance(event, RunFinished):
                 self.status = event.status
                 if event.error:
