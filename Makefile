@@ -1,12 +1,13 @@
 # Two commands for a fresh machine; each creates the environment on first use.
 #   make run   ARGS="trainer=erl episodes=20"   train with telemetry
 #   make test                                   lint, type-check, test
+#   make test-long                              the long tests (sweeps of many trials)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-long lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q
+
+# Long tests (a sweep of 180 trials...), not part of make test.
+test-long: $(STAMP)
+	$(PY) -m pytest -q -m long
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS)

@@ -427,7 +427,8 @@ def _sweep_command(args: argparse.Namespace, train: OwnTrain) -> int:
             return sweep_cli.show(folder)
         if args.target == "best":
             return sweep_cli.best(folder, train, args.output)
-        folder.engine().reenqueue_failed_grid_points()
+        with folder.engine() as engine:
+            engine.reenqueue_failed_grid_points()
         return anyio.run(_agents, folder, train, agents, count)
     sweep_cli.check_sweep(sweep_cli.load(Path(args.target)), rest, train)
     folder, _ = create_sweep(

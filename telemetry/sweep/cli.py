@@ -22,7 +22,7 @@ from rich.table import Table
 
 from telemetry.session import STOP_SIGNAL, until_signal
 from telemetry.sweep.command import trial_command, write_params_file
-from telemetry.sweep.engine import Claim
+from telemetry.sweep.engine import Claim, Engine
 from telemetry.sweep.folder import SweepFolder
 from telemetry.sweep.monitor import Monitor
 from telemetry.sweep.runner import Agent, Session
@@ -148,7 +148,11 @@ async def run_agents(
 
 
 def _summary(folder: SweepFolder) -> None:
-    engine = folder.engine()
+    with folder.engine() as engine:
+        _log_summary(folder, engine)
+
+
+def _log_summary(folder: SweepFolder, engine: Engine) -> None:
     best = best_row(engine)
     logger.info(
         "sweep_done",
@@ -163,7 +167,11 @@ def _summary(folder: SweepFolder) -> None:
 
 def show(folder: SweepFolder, out: Any = None) -> int:
     """Print the trials table, the best trial and parameter importance."""
-    engine = folder.engine()
+    with folder.engine() as engine:
+        return _show(folder, engine, out)
+
+
+def _show(folder: SweepFolder, engine: Engine, out: Any) -> int:
     spec = engine.spec
     console = Console(file=out or sys.stdout, width=160)
     metric = spec.metric.name if spec.metric else "metric"
@@ -197,9 +205,8 @@ def show(folder: SweepFolder, out: Any = None) -> int:
 
 def best(folder: SweepFolder, train: OwnTrain, output: Path | None) -> int:
     """Print the best trial's parameters as an override line and write them as a config file."""
-    engine = folder.engine()
-    spec = engine.spec
-    row = best_row(engine)
+    with folder.engine() as engine:
+        spec, row = engine.spec, best_row(engine)
     if row is None:
         print("error: no trial of this sweep has finished yet", file=sys.stderr)
         return 1

@@ -22,12 +22,14 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from telemetry.errors import ConfigError
 from telemetry.sweep.space import grid_points, suggest
@@ -49,8 +51,10 @@ def open_storage(url: str) -> BaseStorage:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         try:
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=GRACE)
-        except Exception as exc:  # sqlalchemy's many connection errors
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=GRACE)
+        except SQLAlchemyError as exc:  # refused, unknown host, bad password...
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"storage: cannot open {url}: {first}") from None
     if "://" in url:
@@ -88,7 +92,7 @@ class Engine:
         self.spec = spec
         self.study = study
         self.seed = seed
-        self.host = socket.gethostname()
+        self.agent = _agent_identity()
 
     @classmethod
     def create(
@@ -152,7 +156,7 @@ class Engine:
         trial = optuna.Trial(self.study, trial_id)
         params = suggest(trial, self.spec.params)
         trial.set_user_attr("values", params)  # Optuna's params are the engine's view
-        trial.set_user_attr("agent", {"host": self.host, "pid": os.getpid()})
+        trial.set_user_attr("agent", self.agent)
         trial.set_user_attr("started", time.time())
         self.heartbeat(trial_id)
         return Claim(trial_id=trial_id, number=number, params=params)
@@ -204,8 +208,10 @@ class Engine:
             warnings.simplefilter("ignore")  # marked experimental
             optuna.storages.fail_stale_trials(self.study)
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            agent = trial.user_attrs.get("agent") or {}
-            if agent.get("host") == self.host and not _alive(int(agent.get("pid", 0))):
+            agent = dict(trial.user_attrs.get("agent") or {})
+            here = agent.pop("pid", 0)
+            mine = {key: value for key, value in self.agent.items() if key != "pid"}
+            if agent == mine and not _alive(int(here)):
                 try:
                     self.study._storage.set_trial_user_attr(trial._trial_id, OUTCOME, "failed")
                     self.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -269,9 +275,33 @@ class Engine:
                 return f"trial {trial.number} reached the target {metric.target:g}"
         return None
 
+    def close(self) -> None:
+        """Let go of the storage's database connections (a journal file holds none)."""
+        storage = self.study._storage
+        if isinstance(storage, RDBStorage):
+            storage.engine.dispose()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def trials(self) -> Sequence[FrozenTrial]:
         """Every trial of the sweep, in number order."""
         return self.study.get_trials(deepcopy=False)
+
+
+def _agent_identity() -> dict[str, Any]:
+    """Who runs a trial: a pid is only checked by an agent of the same host, boot and pid
+    namespace (two containers or cloned machines can share a host name)."""
+    identity: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    for key, path in (("boot", "/proc/sys/kernel/random/boot_id"), ("pid_ns", "/proc/self/ns/pid")):
+        try:
+            identity[key] = os.readlink(path) if key == "pid_ns" else Path(path).read_text().strip()
+        except OSError:
+            identity[key] = None
+    return identity
 
 
 def _alive(pid: int) -> bool:

@@ -87,7 +87,7 @@ def create_sweep(
         "overrides": list(overrides),
         "created": time.time(),
     }
-    Engine.create(spec, open_storage(folder.storage), sweep_id, seed, attrs)
+    Engine.create(spec, open_storage(folder.storage), sweep_id, seed, attrs).close()
     return folder, spec
 
 
@@ -115,11 +115,14 @@ def find_sweep(target: str, out: Path, storage: str | None) -> SweepFolder:
 def _from_storage(sweep_id: str, out: Path, storage: str) -> SweepFolder:
     import optuna
 
+    opened = open_storage(storage)
     try:
-        study = optuna.load_study(study_name=sweep_id, storage=open_storage(storage))
+        attrs = optuna.load_study(study_name=sweep_id, storage=opened).user_attrs
     except KeyError:
         raise ConfigError(f"sweep {sweep_id!r} is not in storage {storage}") from None
-    attrs = study.user_attrs
+    finally:
+        if isinstance(opened, optuna.storages.RDBStorage):
+            opened.engine.dispose()
     path = (out / "sweeps" / sweep_id).resolve()
     path.mkdir(parents=True, exist_ok=True)
     (path / SWEEP_FILE).write_text(str(attrs["sweep_file"]), encoding="utf-8")

@@ -63,14 +63,17 @@ class Agent:
     async def run(self) -> None:
         """Run trials until the session or the sweep says stop."""
         engine = await anyio.to_thread.run_sync(self.engine_factory)
-        while self.session.take():
-            claim = await anyio.to_thread.run_sync(engine.claim)
-            if claim is None:
-                self.session.started -= 1
-                self.session.stopping = True
-                break
-            await self._one(engine, claim)
-            self.session.ended += 1
+        try:
+            while self.session.take():
+                claim = await anyio.to_thread.run_sync(engine.claim)
+                if claim is None:
+                    self.session.started -= 1
+                    self.session.stopping = True
+                    break
+                await self._one(engine, claim)
+                self.session.ended += 1
+        finally:
+            engine.close()
 
     async def _one(self, engine: Engine, claim: Claim) -> None:
         spec = engine.spec

@@ -80,12 +80,15 @@ def _suggest(trial: BaseTrial, p: Param) -> Any:
         return trial.suggest_int(name, int(low), int(high))
     if dist in ("uniform", "q_uniform"):
         low, high = _bounds(p)
-        x = trial.suggest_float(name, low, high)
         if dist == "uniform":
-            return x
+            return trial.suggest_float(name, low, high)
+        count = _q_count(low, high, p.q)
+        # numpy's arange can end a rounding error past max (1.0 to 1.3 by 0.1 ends at
+        # 1.3000000000000003): the range takes that grid point in.
+        x = trial.suggest_float(name, low, max(high, _q_value(low, p.q, count - 1)))
         # W&B's grid steps from min, its draws round to multiples of q: keep a grid point as is.
         k = round((x - low) / p.q)
-        if 0 <= k < _q_count(low, high, p.q) and _q_value(low, p.q, k) == x:
+        if 0 <= k < count and _q_value(low, p.q, k) == x:
             return _q_value(low, p.q, k)
         return _quantize(x, p.q)
     if dist in _LOG_FORMS:

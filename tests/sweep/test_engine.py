@@ -123,7 +123,7 @@ def test_a_trial_whose_agent_died_is_failed_by_the_next_agent() -> None:
     if dead == 0:
         os._exit(0)
     os.waitpid(dead, 0)
-    storage.set_trial_user_attr(claim.trial_id, "agent", {"host": engine.host, "pid": dead})
+    storage.set_trial_user_attr(claim.trial_id, "agent", {**engine.agent, "pid": dead})
     engine.fail_dead_trials()
     (trial,) = engine.trials()
     assert trial.state == optuna.trial.TrialState.FAIL
