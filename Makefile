@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	# swap the pinned torch; the rest of what it needs is in the bench extra.
 	$(PY) -m pip install --quiet --no-deps 'stable-baselines3>=2.3'
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	# The sweep tests start a PostgreSQL server of their own: Debian's binaries (initdb...).
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } || \
+		echo "warning: could not install postgresql (apt-get install postgresql); its tests will skip"
 	touch $(STAMP)
 
 run: $(STAMP)
