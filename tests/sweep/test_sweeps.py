@@ -19,6 +19,8 @@ from telemetry.sweep import cli as sweep_cli
 from telemetry.sweep.folder import SweepFolder, find_sweep
 from telemetry.sweep.show import rows
 from telemetry.sweep.space import grid_points
+from tests.fakes.wandb_file import config as wandb_config
+from tests.fakes.wandb_file import history, records, run_file
 
 ROOT = Path(__file__).resolve().parents[2]
 OBJECTIVE = Path(__file__).with_name("objective.py")
@@ -239,3 +241,23 @@ def test_show_and_best_read_the_sweep_back(
     assert "best trial: 4" in shown  # (0.3, -0.2): the optimum, fifth in W&B's order
     assert cli(["sweep", "best", str(folder.path)]) == 0
     assert capsys.readouterr().out.strip() == "--steps=3 --x=0.3 --y=-0.2"
+
+
+def test_a_trial_is_a_wandb_run_grouped_by_its_sweep(tmp_path: Path) -> None:
+    """With wandb among the sinks (offline), a trial's run has the sweep as group, job type
+    ``sweep``, and its parameters in the config."""
+    config = {
+        "method": "grid",
+        "metric": {"name": "fitness/best_ever", "goal": "maximize"},
+        "parameters": {"trainer": {"value": "erl"}, "actor_lr": {"values": [0.0005]}},
+    }
+    overrides = [*TINY_ERL[:-1], "sinks=[jsonl,wandb]", "wandb.mode=offline"]
+    folder = run_sweep(tmp_path, write_sweep(tmp_path, config), *overrides)
+    (row,) = results(folder)
+    assert row["outcome"] == "finished"
+    path = run_file(Path(row["run_dir"]))
+    run = next(r.run for r in records(path) if r.WhichOneof("record_type") == "run")
+    assert run.run_group == folder.id
+    assert run.job_type == "sweep"
+    assert wandb_config(path)["erl"]["actor_lr"] == 0.0005
+    assert any("fitness/best_ever" in r for r in history(path))
