@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from telemetry.session import (
     STOP_SIGNAL,
     RunFolder,
     existing_run_folder,
+    ignored_signals,
     new_run_folder,
     until_signal,
 )
@@ -211,7 +213,7 @@ async def train(config: RunSettings) -> int:
         config=OmegaConf.to_container(OmegaConf.structured(config)),  # type: ignore[arg-type]
         resumed=folder.resumed,
     )
-    async with Bus(
+    bus = Bus(
         folder.run_id,
         build_sinks(config, config.sink_names, context),
         run=run,
@@ -220,19 +222,23 @@ async def train(config: RunSettings) -> int:
         close_timeout=config.close_timeout,
         first_seq=folder.last_seq,
         intake_capacity=config.intake_capacity,
-    ) as bus:
-        trainer = spec.build(trainer_config, bus, folder.path, config.seed)
-        episodes = config.episodes or spec.episodes
-        try:
-            _, signum = await until_signal(lambda: trainer.train(episodes))
-        except BaseExceptionGroup as group:
-            # The run failed for this one reason: the log's run_finished and the user see it.
-            raise _sole(group) from None
-        if signum == STOP_SIGNAL:  # stopped early on purpose (a sweep): a clean end
-            await bus.aclose(status="stopped")
-            signum = None
-        elif signum is not None:
-            await bus.aclose(status="interrupted")
+    )
+    with contextlib.ExitStack() as closing:
+        async with bus:
+            trainer = spec.build(trainer_config, bus, folder.path, config.seed)
+            episodes = config.episodes or spec.episodes
+            try:
+                _, signum = await until_signal(lambda: trainer.train(episodes))
+            except BaseExceptionGroup as group:
+                # The run failed for this one reason: the log's run_finished and the user see it.
+                raise _sole(group) from None
+            if signum is not None:  # closing is bounded by close_timeout: let it end
+                closing.enter_context(ignored_signals())
+            if signum == STOP_SIGNAL:  # stopped early on purpose (a sweep): a clean end
+                await bus.aclose(status="stopped")
+                signum = None
+            elif signum is not None:
+                await bus.aclose(status="interrupted")
     _summarise(bus.report, folder)
     return 128 + signum if signum is not None else 0
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -64,6 +66,25 @@ def existing_run_folder(path: Path) -> RunFolder:
     except LogFormatError as exc:
         raise ConfigError(f"resume: {exc}") from None
     return RunFolder(path=path, run_id=str(reader.header.get("run_id", "")), last_seq=last_seq)
+
+
+@contextlib.contextmanager
+def ignored_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored, in the main thread: a run that got one closes its bus
+    (within its deadline) undisturbed by the next, such as the SIGTERM that each dying
+    thread of a killed sweep agent sends its trial."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in _ENDING}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_ENDING = (signal.SIGINT, signal.SIGTERM)
 
 
 async def until_signal(work: Callable[[], Awaitable[T]]) -> tuple[T | None, int | None]:

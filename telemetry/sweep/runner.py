@@ -65,7 +65,8 @@ class Agent:
         engine = await anyio.to_thread.run_sync(self.engine_factory)
         try:
             while self.session.take():
-                claim = await anyio.to_thread.run_sync(engine.claim)
+                with anyio.CancelScope(shield=True):  # a claimed trial is always ended
+                    claim = await anyio.to_thread.run_sync(engine.claim)
                 if claim is None:
                     self.session.started -= 1
                     self.session.stopping = True
@@ -88,9 +89,8 @@ class Agent:
                 await run_trial(plan, on_value, result)
                 group.cancel_scope.cancel()
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                result.outcome = "interrupted"
-                await self._end(engine, claim, plan, result, started)
+            result.outcome = "interrupted"
+            await self._end(engine, claim, plan, result, started)
             raise
         await self._end(engine, claim, plan, result, started)
 
@@ -120,7 +120,8 @@ class Agent:
             "error": result.error,
         }
         attrs = {k: record[k] for k in ("last", "duration", "run_dir", "error", "overhead")}
-        await anyio.to_thread.run_sync(engine.finish, claim, result.outcome, best, attrs)
+        with anyio.CancelScope(shield=True):  # an ended trial is always told to the engine
+            await anyio.to_thread.run_sync(engine.finish, claim, result.outcome, best, attrs)
         with self.results.open("a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
         self.report({"event": "trial_ended", **record})

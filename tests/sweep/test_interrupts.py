@@ -4,9 +4,9 @@ An agent killed mid-trial takes its trial with it (the orphan guard), the next
 agent marks that trial failed and finishes the other points, and the killed
 run's log reads back. Ctrl-C of ``sweep`` exits 130 with its running trials
 ``interrupted``, and ``sweep resume`` runs each grid point to ``finished``
-exactly once, not running again a point that had finished. Two known bugs are
-pinned by strict xfails: ``sweep resume`` right after a kill -9 loses the killed
-point, and a kill -9 under the journal's lock stalls every other agent 30 s.
+exactly once, not running again a point that had finished; ``sweep resume``
+right after a kill -9 runs the killed point again, and a lock on the journal
+held by a killed agent does not hold up the next one.
 """
 
 from __future__ import annotations
@@ -254,12 +254,6 @@ def test_kill_9_agent_mid_trial_objective(tmp_path: Path, procs: Procs) -> None:
     assert values[0] == pytest.approx(loss(0.1, 0.0) + 1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="sweep resume re-enqueues failed grid points before failing the dead agent's "
-    "trial, which is still RUNNING then: the killed point is failed afterwards and never rerun",
-)
 def test_kill_9_then_sweep_resume_reruns_the_killed_point(tmp_path: Path, procs: Procs) -> None:
     """``sweep resume`` after a kill -9 runs the killed trial's grid point again, to finished."""
     grid = write_sweep(tmp_path, objective_grid([0.1, 0.2]))
@@ -301,11 +295,11 @@ def test_kill_9_agent_mid_trial_erl(tmp_path: Path, procs: Procs) -> None:
     reader, events = read_events(log)
     assert reader.problems == []
     assert any(isinstance(e, Metrics) for e in events)
-    # Not asserted: that it ends with run_finished. The orphan guard's SIGTERM comes once per
-    # agent thread that dies (PR_SET_PDEATHSIG, the trial being handed from thread to thread),
-    # and one arriving after the trainer's handler is gone kills it before run_finished.
+    # The orphan guard's SIGTERM comes once per agent thread that dies (PR_SET_PDEATHSIG, the
+    # trial being handed from thread to thread): the run ignores the later ones while it closes.
     finished = [e for e in events if isinstance(e, RunFinished)]
-    assert [e.status for e in finished] in ([], ["interrupted"])
+    assert [e.status for e in finished] == ["interrupted"]
+    assert events[-1] is finished[0]
 
     second = procs.main("second", "agent", str(sweep))
     assert wait_exit(second, 40, procs, "second") == 0, procs.output("second")
@@ -404,20 +398,36 @@ def test_ctrl_c_sweep_then_resume_erl(tmp_path: Path, procs: Procs) -> None:
             assert events[-1].status == "finished"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the journal's symlink lock outlives a kill -9 under it: every agent then waits "
-    "Optuna's 30 s grace period before forcing it (seen with kill -9 mid ERL run)",
-)
+HOLD_LOCK = """
+import sys, time
+from telemetry.sweep.engine import FlockLock
+FlockLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
 def test_journal_lock_of_a_killed_agent_does_not_stall_the_next(
     tmp_path: Path, procs: Procs
 ) -> None:
-    """The journal lock a kill -9 agent left (killed mid-write) does not hold up the next agent."""
+    """The journal lock held by an agent killed mid-write holds up the next agent only until
+    the kill: the kernel drops it with its holder (Optuna's symlink lock would stay 30 s)."""
     grid = write_sweep(tmp_path, objective_grid([0.1]))
     folder, _ = create_sweep(grid, tmp_path / "out", seed=0, storage=None, overrides=[])
-    journal = Path(folder.storage)
-    os.symlink(journal, f"{journal}.lock")  # what Optuna's lock leaves when its holder dies
+    holder = subprocess.Popen(  # takes the journal's lock as an agent does
+        [sys.executable, "-c", HOLD_LOCK, f"{folder.storage}.flock"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
     agent = procs.main("agent", "agent", str(folder.path))
+    time.sleep(3)  # the agent waits on the lock: no trial has started
+    assert agent.poll() is None
+    assert not (folder.path / "trials").exists(), procs.output("agent")
+    holder.kill()
+    holder.wait(10)
+    holder.stdout.close()
     assert wait_exit(agent, 12, procs, "agent") == 0, procs.output("agent")
     finished_once_each(folder.path, 1)
