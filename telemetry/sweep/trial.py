@@ -116,7 +116,9 @@ async def run_trial(plan: TrialPlan, on_value: OnValue, result: TrialResult) -> 
 
 
 def _outcome(result: TrialResult, status: str | None, stopped: bool, metric: str | None) -> str:
-    if stopped or status == "stopped":  # ended early on purpose: by its signal, or ours
+    # The run's own last word wins: a trial told to stop may have finished first. A program
+    # that writes no run_finished and was told to stop was stopped (by SIGTERM).
+    if status == "stopped" or (stopped and status is None):
         return "stopped"
     if result.exit_code != 0 or status == "failed":
         result.error = result.error or f"exit code {result.exit_code}, see output.log"

@@ -49,11 +49,11 @@ async def test_stuck_sink_delays_neither_publisher_nor_other_sinks(tmp_path: Pat
     sinks = [log, memory, (stuck, Delivery(capacity=100, overflow="spill"))]
     with anyio.fail_after(30):
         async with Bus("r", sinks, health_interval=None, close_timeout=1.0) as bus:
-            worst = 0.0
+            took = []
             for step in range(5_000):
                 start = time.perf_counter()
                 bus.log({"x": step}, step=step)
-                worst = max(worst, time.perf_counter() - start)
+                took.append(time.perf_counter() - start)
                 if step % 500 == 0:
                     await anyio.sleep(0.001)
             with anyio.fail_after(5):
@@ -61,7 +61,11 @@ async def test_stuck_sink_delays_neither_publisher_nor_other_sinks(tmp_path: Pat
                     await anyio.sleep(0.01)
             started = time.monotonic()
         closed_in = time.monotonic() - started
-    assert worst < 0.05
+    # A call waiting on the stuck sink would wait forever; what a loaded machine adds (a GC
+    # pass, another thread holding the GIL) is a rare pause, not a delay of every call.
+    took.sort()
+    assert took[int(len(took) * 0.99)] < 0.005
+    assert took[-1] < 1.0
     assert len(memory.of_type(Metrics)) == 5_000
     assert closed_in < 3.0
     report = bus.report
