@@ -16,10 +16,12 @@ from rich.text import Text
 from telemetry.checks import COUNT, Interval
 from telemetry.events import (
     Aggregate,
+    Alert,
     ArtifactSaved,
     Evaluation,
     Event,
     Health,
+    LogRecord,
     Metrics,
     RunFinished,
     RunStarted,
@@ -142,6 +144,14 @@ class ConsoleSink:
         elif isinstance(event, RunFinished):
             self._stop_progress()
             self._logger.info("run_finished", run_id=event.run_id, status=event.status)
+        elif isinstance(event, Alert):
+            where = {"key": event.key, "step": event.step} if event.key else {}
+            say = getattr(self._logger, _ALERT_METHODS[event.level])
+            say("ALERT", level=event.level, title=event.title, text=event.text, **where)
+        elif isinstance(event, LogRecord):
+            say = getattr(self._logger, event.level if event.level in _LEVELS else "info")
+            fields = {f"field_{k}" if k == "event" else k: v for k, v in event.fields.items()}
+            say(event.message, **{**fields, "level": event.level, "logger": event.logger})
 
     def _due(self, axis: str, step: int) -> bool:
         last = self._last_printed.get(axis)
@@ -220,3 +230,7 @@ OPTIONS = ConsoleOptions
 def build(context: SinkContext, options: ConsoleOptions) -> ConsoleSink:
     """The console on standard error."""
     return ConsoleSink(options)
+
+
+_ALERT_METHODS = {"INFO": "info", "WARN": "warning", "ERROR": "error"}
+_LEVELS = ("debug", "info", "warning", "error", "critical")

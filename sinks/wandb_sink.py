@@ -27,6 +27,7 @@ from telemetry.checks import TIMEOUT, Interval
 from telemetry.errors import SinkBehindError, SinkUnavailableError
 from telemetry.events import (
     SCALAR_EVENTS,
+    Alert,
     ArtifactSaved,
     Event,
     Hyperparameters,
@@ -314,6 +315,9 @@ class WandbSink:
             run.config.update(values, allow_val_change=True)
         elif isinstance(event, ArtifactSaved):
             self._log_artifact(event)
+        elif isinstance(event, Alert):
+            # wandb rate-limits alerts of one title itself (wait_duration, a minute).
+            run.alert(title=event.title, text=event.text or event.title, level=event.level)
 
     def _log_artifact(self, event: ArtifactSaved) -> None:
         path = Path(event.path)

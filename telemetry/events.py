@@ -151,6 +151,36 @@ class TradeClosed(Envelope):
     time_of_day: float
 
 
+AlertLevel = Literal["INFO", "WARN", "ERROR"]
+"""How urgent an alert is (wandb's ``AlertLevel`` names)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert(Envelope):
+    """Something to look at now: an alert rule fired on a metric, or the code called ``alert``."""
+
+    type: Literal["alert"] = field(default="alert", init=False)
+    title: str
+    text: str = ""
+    level: AlertLevel = "WARN"
+    key: str | None = None
+    """The metric key that fired it, for a rule."""
+    step: int | None = None
+    axis: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord(Envelope):
+    """A log record of the user's own code (structlog or ``logging``), with its fields."""
+
+    type: Literal["log_record"] = field(default="log_record", init=False)
+    level: str
+    """``debug``, ``info``, ``warning``, ``error`` or ``critical``."""
+    message: str
+    logger: str = ""
+    fields: dict[str, Param] = field(default_factory=dict)
+
+
 Event = (
     RunStarted
     | Hyperparameters
@@ -162,6 +192,8 @@ Event = (
     | ArtifactSaved
     | RunFinished
     | TradeClosed
+    | Alert
+    | LogRecord
 )
 """Any event: the one list of event classes, which the tuples and the table below read."""
 

@@ -7,7 +7,7 @@ import io
 import orjson
 
 from sinks.console import ConsoleOptions, ConsoleSink
-from telemetry.events import Aggregate, Health, Metrics, RunStarted
+from telemetry.events import Aggregate, Alert, Health, LogRecord, Metrics, RunStarted
 
 
 def _metrics(seq: int, step: int) -> Metrics:
@@ -67,3 +67,33 @@ async def test_pretty_lines_show_aggregates_in_one_line() -> None:
     assert "reward/mean=1.5" in lines[1]
     assert "0-9" in lines[1]
     assert "reward/std" not in lines[1]
+
+
+async def test_alerts_and_log_records_print_with_their_level_and_fields() -> None:
+    """An alert prints as ALERT with its title, level and key; a log record with its fields."""
+    stream = io.StringIO()
+    sink = ConsoleSink(ConsoleOptions(), stream=stream)
+    alert = Alert(
+        run_id="r", seq=1, time=0.0, title="loss is NaN", level="ERROR", key="losses/a", step=7
+    )
+    record = LogRecord(
+        run_id="r",
+        seq=2,
+        time=0.0,
+        level="warning",
+        message="slow batch",
+        logger="mine",
+        fields={"ms": 120, "event": "x"},
+    )
+    await sink.write([alert, record])
+    first, second = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert first == {**first, "event": "ALERT", "level": "ERROR", "title": "loss is NaN"}
+    assert (first["key"], first["step"]) == ("losses/a", 7)
+    assert second == {
+        **second,
+        "event": "slow batch",
+        "level": "warning",
+        "logger": "mine",
+        "ms": 120,
+        "field_event": "x",
+    }

@@ -11,7 +11,7 @@ import pytest
 from sinks.jsonl import JsonlSink
 from sinks.wandb_sink import WandbOptions, WandbSink, resolve_mode
 from telemetry.bus import Bus, RunInfo
-from telemetry.events import ArtifactSaved, Hyperparameters, Metrics
+from telemetry.events import Alert, ArtifactSaved, Hyperparameters, Metrics
 from telemetry.reader import LogReader
 from telemetry.replay import replay_log
 from telemetry.sink import SinkContext
@@ -124,3 +124,18 @@ def test_mode_is_offline_without_credentials_and_follows_wandb_mode() -> None:
     assert resolve_mode("auto", {"WANDB_API_KEY": "x" * 40}) == "online"
     assert resolve_mode("auto", {"WANDB_MODE": "disabled", "WANDB_API_KEY": "k"}) == "disabled"
     assert resolve_mode("offline", {"WANDB_MODE": "online"}) == "offline"
+
+
+async def test_an_alert_becomes_a_wandb_alert(tmp_path: Path) -> None:
+    """An alert event reaches the offline run file as wandb's own alert record."""
+    context = SinkContext(run_id="wb-alert", run_dir=tmp_path, run_name="alert-test")
+    sink = WandbSink(context, WandbOptions())
+    with anyio.fail_after(120):
+        async with Bus("wb-alert", [JsonlSink(tmp_path / "events.jsonl", "wb-alert"), sink]) as bus:
+            bus.emit(Alert, title="reward dropped", text="by 60% over 10 steps", level="WARN")
+    alerts = [
+        r.alert for r in records(run_file(tmp_path)) if r.WhichOneof("record_type") == "alert"
+    ]
+    assert [(a.title, a.text, a.level) for a in alerts] == [
+        ("reward dropped", "by 60% over 10 steps", "WARN")
+    ]

@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from telemetry.codec import decode, encode
 from telemetry.events import (
     Aggregate,
+    Alert,
     ArtifactSaved,
     Evaluation,
     Event,
     Health,
     Hyperparameters,
+    LogRecord,
     Metrics,
     RunFinished,
     RunStarted,
@@ -85,8 +87,26 @@ events = st.one_of(
     st.builds(
         RunFinished,
         **envelope,
-        status=st.sampled_from(["finished", "failed", "interrupted"]),
+        status=st.sampled_from(["finished", "failed", "interrupted", "stopped"]),
         error=st.none() | texts,
+    ),
+    st.builds(
+        Alert,
+        **envelope,
+        title=texts,
+        text=texts,
+        level=st.sampled_from(["INFO", "WARN", "ERROR"]),
+        key=st.none() | texts,
+        step=st.none() | steps,
+        axis=st.none() | axes,
+    ),
+    st.builds(
+        LogRecord,
+        **envelope,
+        level=st.sampled_from(["debug", "info", "warning", "error", "critical"]),
+        message=texts,
+        logger=texts,
+        fields=params,
     ),
 )
 
