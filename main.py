@@ -7,9 +7,9 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import anyio
 import structlog
@@ -17,7 +17,9 @@ from omegaconf import OmegaConf
 
 from agents.registry import TRAINERS, trainer_spec
 from agents.sim_settings import sim_setting_names
-from sinks.registry import LOG_SINK, known_sinks, sink_spec
+from sinks.registry import LOG_SINK
+from sinks.settings import build_sinks, validate_sinks
+from sinks.settings import with_sections as sink_with_sections
 from telemetry.bus import Bus, CloseReport, RunInfo
 from telemetry.checks import COUNT, TIMEOUT, Interval, check_number, check_numbers
 from telemetry.config import AggregateSection, load_config
@@ -34,7 +36,7 @@ from telemetry.session import (
     new_run_folder,
     until_signal,
 )
-from telemetry.sink import Sink, SinkContext
+from telemetry.sink import SinkContext
 from telemetry.sweep import cli as sweep_cli
 from telemetry.sweep.folder import create_sweep, find_sweep
 from telemetry.sweep.names import config_keys, field_names
@@ -131,28 +133,9 @@ _RUN_LIMITS = {
 
 
 def with_sections(name: str, base: type[S], *, trainers: bool) -> type[S]:
-    """``base`` plus a section per registered sink (and trainer), typed by its options class.
-
-    Built from the registries when called, so a sink or trainer added there has
-    its keys checked, listed by ``--help`` and refused with a suggestion when
-    misspelt, like every built-in one.
-    """
-    sections = [(sink, sink_spec(sink).options) for sink in known_sinks()]
-    if trainers:
-        sections += [(trainer, trainer_spec(trainer).config) for trainer in TRAINERS]
-    taken = {f.name for f in fields(cast(Any, base))}
-    for key, _ in sections:
-        if key in taken:
-            raise ConfigError(f"sink or trainer name {key!r} is already a config key of {name}")
-        taken.add(key)
-    schema = make_dataclass(
-        name,
-        [(key, options, field(default_factory=options)) for key, options in sections],
-        bases=(base,),
-    )
-    schema.__module__ = __name__
-    schema.__doc__ = base.__doc__
-    return cast(type[S], schema)
+    """``base`` plus a section per registered sink (and trainer), typed by its options class."""
+    extra = [(trainer, trainer_spec(trainer).config) for trainer in TRAINERS] if trainers else []
+    return sink_with_sections(name, base, extra)
 
 
 def run_config() -> type[RunSettings]:
@@ -167,28 +150,6 @@ def replay_config() -> type[ReplaySettings]:
 
 RunConfig = run_config()
 """The ``train`` schema of the registries as this module found them; ``cli`` builds its own."""
-
-
-def validate_sinks(config: Any, names: list[str]) -> None:
-    """Each sink known, listed once, and its section's values allowed."""
-    if not names:
-        known = ", ".join(known_sinks())
-        raise ConfigError(f"sinks must name at least one sink; known sinks: {known}")
-    for name in names:
-        sink_spec(name)
-    if len(set(names)) != len(names):
-        raise ConfigError(f"sinks lists a sink twice: {names}")
-    for name in names:
-        getattr(config, name).validate(name)
-
-
-def build_sinks(config: Any, names: list[str], context: SinkContext) -> list[tuple[Sink, Any]]:
-    """Each named sink built from its config section, paired with its delivery settings."""
-    pairs = []
-    for name in names:
-        section = getattr(config, name)
-        pairs.append((sink_spec(name).build(context, section), section))
-    return pairs
 
 
 async def train(config: RunSettings) -> int:
