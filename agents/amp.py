@@ -40,6 +40,7 @@ import math
 import re
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from torch import nn
 
 from agents import checkpoints, ppo_kit
 from agents.base import TrainerSpec, TrainResult, train_result
+from agents.callbacks import Callback
 from agents.common import (
     NON_NEGATIVE,
     POSITIVE,
@@ -414,7 +416,14 @@ class _Batch:
 class AMPTrainer:
     """Plays the motion simulator, learns with PPO and an adversarial motion prior, publishes."""
 
-    def __init__(self, config: AMPConfig, bus: Bus, run_dir: Path, seed: int) -> None:
+    def __init__(
+        self,
+        config: AMPConfig,
+        bus: Bus,
+        run_dir: Path,
+        seed: int,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
         config.validate()
         self.config = config
         self.run_dir = Path(run_dir)
@@ -461,7 +470,9 @@ class AMPTrainer:
         self.best_reward = -math.inf
         self.best_success = -math.inf
         self.last_metrics: dict[str, float] = {}
-        self.loop = TrainerLoop(bus, AXIS)
+        self.loop = TrainerLoop(bus, AXIS, name="amp", run_dir=self.run_dir, callbacks=callbacks)
+        self.callbacks = self.loop.callbacks
+        """Users' callbacks (``agents.callbacks``), in call order: append to add one."""
         self.resumed_from = checkpoints.latest(checkpoints.folder(self.run_dir), _CHECKPOINT)
         if self.resumed_from is not None:
             self.load(self.resumed_from)
@@ -801,8 +812,9 @@ class AMPTrainer:
         """Train for ``num_episodes`` more epochs and return final and best metrics."""
         return await self.loop.run(self, num_episodes)
 
-    def begin(self) -> None:
-        """Nothing beyond the hyperparameters to publish at the start."""
+    def begin(self) -> StepRecord:
+        """Nothing to publish beyond the hyperparameters; the step the trainer runs next."""
+        return StepRecord(self.epoch, {})
 
     def result(self) -> TrainResult:
         """Final (last epoch's) and best metrics so far."""
@@ -818,9 +830,11 @@ def _mean(values: deque[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def build(config: AMPConfig, bus: Bus, run_dir: Path, seed: int) -> AMPTrainer:
+def build(
+    config: AMPConfig, bus: Bus, run_dir: Path, seed: int, callbacks: Sequence[Callback] = ()
+) -> AMPTrainer:
     """An AMP trainer; resumes from the latest checkpoint in ``run_dir / "checkpoints"``."""
-    return AMPTrainer(config, bus, run_dir, seed)
+    return AMPTrainer(config, bus, run_dir, seed, callbacks)
 
 
 SPEC = TrainerSpec(config=AMPConfig, build=build, episodes=30, axis=AXIS, sim=MotionConfig)

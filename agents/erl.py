@@ -35,6 +35,7 @@ from torch import nn
 
 from agents import checkpoints
 from agents.base import TrainerSpec, TrainResult, train_result
+from agents.callbacks import Callback
 from agents.common import (
     NON_NEGATIVE,
     POSITIVE,
@@ -356,7 +357,14 @@ class _Rollout:
 class ERLTrainer:
     """Evolves actors on the trading simulator with a DDPG learner; publishes only events."""
 
-    def __init__(self, config: ERLConfig, bus: Bus, run_dir: Path, seed: int) -> None:
+    def __init__(
+        self,
+        config: ERLConfig,
+        bus: Bus,
+        run_dir: Path,
+        seed: int,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
         config.validate()
         self.config = config
         self.run_dir = Path(run_dir)
@@ -397,7 +405,9 @@ class ERLTrainer:
         """The latest generation's metrics (and its validation results, if it validated)."""
         self._envs = [TradingEnv(self.sim) for _ in range(config.population_size + 1)]
         self._validation_env = TradingEnv(self.sim, split="validation")
-        self.loop = TrainerLoop(bus, AXIS)
+        self.loop = TrainerLoop(bus, AXIS, name="erl", run_dir=self.run_dir, callbacks=callbacks)
+        self.callbacks = self.loop.callbacks
+        """Users' callbacks (``agents.callbacks``), in call order: append to add one."""
         self.resumed = self._resume()
 
     def _new_actor(self) -> Actor:
@@ -409,8 +419,9 @@ class ERLTrainer:
         """Run ``num_episodes`` more generations, validating and checkpointing as configured."""
         return await self.loop.run(self, num_episodes)
 
-    def begin(self) -> None:
-        """Nothing beyond the hyperparameters to publish at the start."""
+    def begin(self) -> StepRecord:
+        """Nothing to publish beyond the hyperparameters; the step the trainer runs next."""
+        return StepRecord(self.generation, {})
 
     def result(self) -> TrainResult:
         """The last generation's metrics, the best fitness and the best validation so far."""
@@ -741,9 +752,11 @@ def _trade_fields(trade: Trade) -> dict[str, Any]:
     }
 
 
-def build(config: ERLConfig, bus: Bus, run_dir: Path, seed: int) -> ERLTrainer:
+def build(
+    config: ERLConfig, bus: Bus, run_dir: Path, seed: int, callbacks: Sequence[Callback] = ()
+) -> ERLTrainer:
     """An ERL trainer; resumes from ``run_dir``'s checkpoint when there is one."""
-    return ERLTrainer(config, bus, run_dir, seed)
+    return ERLTrainer(config, bus, run_dir, seed, callbacks)
 
 
 SPEC = TrainerSpec(

@@ -7,18 +7,23 @@ event loop, all of a step's events at once and then one ``bus.wait_for_room()``.
 follows a record that asks for one and the last step of every ``train``: the loop waits until
 the log holds every step so far (a crash never leaves a checkpoint ahead of the log), saves in
 a worker thread and publishes the ``ArtifactSaved``.
+
+Users' callbacks (``agents.callbacks``) run here too, so every trainer gets them: the loop's
+``callbacks`` list, each hook called in a worker thread after what it reports is published.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import anyio
 
 from agents.base import TrainResult, publish_start
+from agents.callbacks import Callback, Hooks, TrainerState
 from telemetry.bus import Bus
 from telemetry.checks import at_least
 from telemetry.events import ArtifactSaved, Evaluation, Param
@@ -58,6 +63,9 @@ class StepRecord:
     """Checkpoints the step wrote itself (ERL's best agent)."""
     checkpoint: bool = False
     """A checkpoint is due after this step."""
+    episodes: tuple[Mapping[str, float], ...] = ()
+    """Episodes the step completed, each its values, for callbacks' ``on_episode_end`` (none:
+    the step counts as one episode)."""
 
 
 class Steps(Protocol):
@@ -81,33 +89,87 @@ class Steps(Protocol):
 
 
 class TrainerLoop:
-    """Runs a trainer's steps and publishes them on ``bus``, on the step axis ``axis``."""
+    """Runs a trainer's steps and publishes them on ``bus``, on the step axis ``axis``.
 
-    def __init__(self, bus: Bus, axis: str) -> None:
+    ``name`` and ``run_dir`` are what callbacks see of the trainer; ``callbacks`` (the list
+    the loop keeps, to append to) are called as ``agents.callbacks`` describes.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        axis: str,
+        *,
+        name: str = "",
+        run_dir: Path | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
         self.bus = bus
         self.axis = axis
+        self._hooks = Hooks(bus, name, axis, Path(run_dir or "."), list(callbacks))
         self._started = False
+        self._next_step = 0
+        """The step the trainer runs next, as far as the loop knows."""
         self._unsaved: int | None = None
         """The last step done since the last checkpoint, if any."""
+
+    @property
+    def callbacks(self) -> list[Callback]:
+        """The callbacks, in call order; append to add one."""
+        return self._hooks.callbacks
+
+    @property
+    def callback_errors(self) -> int:
+        """Callbacks disabled for raising."""
+        return self._hooks.errors
 
     async def run(self, trainer: Steps, num_episodes: int) -> TrainResult:
         """Run ``num_episodes`` more steps of ``trainer``; checkpoint after the last one."""
         at_least(0).check("episodes", num_episodes)
+        hooks = self._hooks
         if not self._started:
             publish_start(self.bus, trainer.config)
             opening = trainer.begin()
             if opening is not None:
                 await self._publish(opening)
+                self._next_step = opening.step
             self._started = True
+        await self._call("on_train_start", hooks.state(self._next_step, num_steps=num_episodes))
         for i in range(num_episodes):
             record = await anyio.to_thread.run_sync(trainer.step, i == num_episodes - 1)
             await self._publish(record)
             self._unsaved = record.step
+            self._next_step = record.step + 1
+            if hooks.active():
+                state = hooks.state(
+                    record.step,
+                    steps_done=i + 1,
+                    num_steps=num_episodes,
+                    metrics=MappingProxyType(dict(record.metrics)),
+                    evaluations=MappingProxyType(
+                        {e.name: MappingProxyType(dict(e.values)) for e in record.evaluations}
+                    ),
+                )
+                episodes = tuple(MappingProxyType(dict(e)) for e in record.episodes)
+                await anyio.to_thread.run_sync(hooks.step_done, state, episodes)
+                await self.bus.wait_for_room()
             if record.checkpoint:
                 await self._checkpoint(trainer)
         if self._unsaved is not None:
             await self._checkpoint(trainer)
-        return trainer.result()
+        result = trainer.result()
+        last = self._next_step - 1 if self._next_step else 0
+        await self._call(
+            "on_train_end",
+            hooks.state(last, steps_done=num_episodes, num_steps=num_episodes, result=result),
+        )
+        return result
+
+    async def _call(self, hook: str, state: TrainerState) -> None:
+        """Call ``hook`` of the callbacks in a worker thread, if any is enabled."""
+        if self._hooks.active():
+            await anyio.to_thread.run_sync(self._hooks.call, hook, state)
+            await self.bus.wait_for_room()
 
     async def _publish(self, record: StepRecord) -> None:
         # One step's events go in at once, then one yield: a yield per event would wake the
@@ -132,6 +194,7 @@ class TrainerLoop:
         self._unsaved = None
         self._emit_saved(saved, step)
         await self.bus.wait_for_room()
+        await self._call("on_checkpoint", self._hooks.state(step, checkpoint=saved.path))
 
     def _emit_saved(self, saved: Saved, step: int) -> None:
         self.bus.emit(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from torch import nn
 
 from agents import checkpoints, ppo_kit
 from agents.base import TrainerSpec, TrainResult, train_result
+from agents.callbacks import Callback
 from agents.common import NON_NEGATIVE, POSITIVE, UNIT, at_least, check_bool, check_numbers
 from agents.loop import Evaluated, Saved, StepRecord, TrainerLoop
 from agents.ppo_kit import Heads, Means, ObservationInput, gae
@@ -247,7 +249,14 @@ def _empty_rollout() -> _Rollout:
 class PPOTrainer:
     """Plays days of the auction simulator, learns to bid with PPO, and publishes telemetry."""
 
-    def __init__(self, config: PPOConfig, bus: Bus, run_dir: Path, seed: int) -> None:
+    def __init__(
+        self,
+        config: PPOConfig,
+        bus: Bus,
+        run_dir: Path,
+        seed: int,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
         config.validate()
         self.config = config
         self.run_dir = Path(run_dir)
@@ -280,7 +289,9 @@ class PPOTrainer:
         self._ctr_feats = torch.zeros((0, N_SEGMENTS + 5))
         self._ctr_clicks = torch.zeros(0)
         self._ctr_trials = torch.zeros(0)
-        self.loop = TrainerLoop(bus, AXIS)
+        self.loop = TrainerLoop(bus, AXIS, name="ppo", run_dir=self.run_dir, callbacks=callbacks)
+        self.callbacks = self.loop.callbacks
+        """Users' callbacks (``agents.callbacks``), in call order: append to add one."""
         self.resumed_from = checkpoints.latest(checkpoints.folder(self.run_dir), _CHECKPOINT)
         if self.resumed_from is not None:
             self.load(self.resumed_from)
@@ -567,9 +578,11 @@ class PPOTrainer:
         return train_result(self.run_dir, self.episode, self.last_metrics, best)
 
 
-def build(config: PPOConfig, bus: Bus, run_dir: Path, seed: int) -> PPOTrainer:
+def build(
+    config: PPOConfig, bus: Bus, run_dir: Path, seed: int, callbacks: Sequence[Callback] = ()
+) -> PPOTrainer:
     """A PPO trainer; resumes from the latest checkpoint in ``run_dir / "checkpoints"``."""
-    return PPOTrainer(config, bus, run_dir, seed)
+    return PPOTrainer(config, bus, run_dir, seed, callbacks)
 
 
 SPEC = TrainerSpec(config=PPOConfig, build=build, episodes=300, axis=AXIS, sim=AuctionConfig)
