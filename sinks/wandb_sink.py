@@ -15,6 +15,7 @@ import fnmatch
 import importlib
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from telemetry.events import (
     ArtifactSaved,
     Event,
     Hyperparameters,
+    LogRecord,
     RunFinished,
     RunStarted,
     ScalarEvent,
@@ -138,6 +140,7 @@ class WandbSink:
         self._reset_service = False
         self._announced = False
         self._hole_checked = False
+        self._no_console = False
 
     # -- the sink protocol --
 
@@ -318,6 +321,32 @@ class WandbSink:
         elif isinstance(event, Alert):
             # wandb rate-limits alerts of one title itself (wait_duration, a minute).
             run.alert(title=event.title, text=event.text or event.title, level=event.level)
+        elif isinstance(event, LogRecord):
+            self._console_line(event)
+
+    def _console_line(self, event: LogRecord) -> None:
+        """A user's log record as a line of the run's console logs (wandb's "Logs" tab).
+
+        wandb has no public call for it: its own console capture hands each chunk of
+        output to the run's ``_console_raw_callback``, written as an ``output_raw`` record
+        like captured output. A wandb without that callback skips the line (said once).
+        """
+        write = getattr(self.run, "_console_raw_callback", None)
+        if write is None:
+            if not self._no_console:
+                self._no_console = True
+                logger.info("wandb_log_records_skipped", reason="this wandb has no console hook")
+            return
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+        fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
+        text = event.message.replace("\n", "\n    ")
+        line = f"{stamp} [{event.level}] {event.logger}: {text}{' ' + fields if fields else ''}"
+        stream = "stderr" if event.level in ("warning", "error", "critical") else "stdout"
+        try:
+            write(stream, line + "\n")
+        except Exception as exc:  # a console line must never take the metrics down with it
+            self._no_console = True
+            logger.warning("wandb_log_records_skipped", reason=f"{type(exc).__name__}: {exc}")
 
     def _log_artifact(self, event: ArtifactSaved) -> None:
         path = Path(event.path)
