@@ -15,6 +15,7 @@ import structlog
 from anyio.abc import TaskGroup
 
 from telemetry.aggregate import AggregateSpec, Aggregator
+from telemetry.alerts import Alerts, AlertSpec, StopRequest
 from telemetry.checks import COUNT, TIMEOUT
 from telemetry.errors import ConfigError, describe
 from telemetry.events import Event, Health, RunFinished, RunStarted, RunStatus
@@ -74,6 +75,10 @@ class Bus:
     other lane delivers an event before the log has written it. Each lane
     batches, retries and isolates its sink on its own, so one slow or broken
     sink delays no other.
+
+    ``alerts`` rules (``telemetry.alerts``) are evaluated by the pump on every metric
+    value; one with ``action: stop`` sets ``stop_request``, which the run's owner
+    waits on (``until_stop_requested``) to close the bus with status ``stopped``.
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class Bus:
         *,
         run: RunInfo | None = None,
         aggregate: AggregateSpec | None = None,
+        alerts: AlertSpec | None = None,
         health_interval: float | None = 5.0,
         close_timeout: float = 10.0,
         open_timeout: float = 60.0,
@@ -106,7 +112,11 @@ class Bus:
         self._heartbeat = Heartbeat(health_interval)
         self.lanes, self._progress = fan_out(sinks, first_seq=first_seq, open_timeout=open_timeout)
         aggregator = Aggregator(aggregate) if aggregate and aggregate.every else None
-        self._pump = Pump(self._intake, self.lanes, self._progress, aggregator)
+        self.stop_request = StopRequest()
+        """Set when an alert rule with ``action: stop`` fires: the run's owner then closes
+        the bus with status ``stopped`` (``telemetry.alerts.until_stop_requested``)."""
+        self._alerts = Alerts(alerts, self.stop_request) if alerts and alerts.rules else None
+        self._pump = Pump(self._intake, self.lanes, self._progress, aggregator, self._alerts)
         self._tg: TaskGroup | None = None
         self._all_done: anyio.Event | None = None
 
@@ -218,7 +228,10 @@ class Bus:
 
     def health(self) -> dict[str, int | float]:
         """The pipeline's counters now, keyed as published under ``telemetry/``."""
-        return health_values(self.published, self._intake, self.lanes)
+        values = health_values(self.published, self._intake, self.lanes)
+        if self._alerts is not None:
+            values.update(self._alerts.health())
+        return values
 
     def _publish_health(self) -> None:
         if not self._replaying:

@@ -9,9 +9,10 @@ import anyio
 import structlog
 
 from telemetry.aggregate import Aggregator
+from telemetry.alerts import Alerts
 from telemetry.chunk import Item, RawChunk, Stamp
 from telemetry.errors import ConfigError
-from telemetry.events import Aggregate, Metrics
+from telemetry.events import Aggregate, Alert, Metrics
 from telemetry.intake import Intake
 from telemetry.lane import Lane
 from telemetry.log_lane import LogLane
@@ -80,7 +81,12 @@ def _with_delivery(
 
 
 class Pump:
-    """Takes what was published, in chunks, and offers each chunk to every lane in turn."""
+    """Takes what was published, in chunks, and offers each chunk to every lane in turn.
+
+    Before offering a chunk it folds the chunk into the aggregates and evaluates the
+    alert rules on it, once for every sink; what they publish goes into the intake
+    and out with a later chunk. Without either, a chunk costs them nothing.
+    """
 
     def __init__(
         self,
@@ -88,11 +94,13 @@ class Pump:
         lanes: Sequence[Lane],
         progress: Progress,
         aggregator: Aggregator | None,
+        alerts: Alerts | None = None,
     ) -> None:
         self._intake = intake
         self._lanes = lanes
         self._progress = progress
         self._aggregator = aggregator
+        self._alerts = alerts
 
     async def run_with_lanes(self, done: anyio.Event) -> None:
         """The pump and every lane, until all have ended; then ``done`` is set."""
@@ -128,6 +136,9 @@ class Pump:
             chunk = RawChunk(run_id, items[start:end], stamps[start:end])
             if self._aggregator is not None:
                 self._aggregate(chunk)
+            if self._alerts is not None:
+                for fields in self._alerts.scan(chunk):
+                    self._intake.emit_internal(Alert, fields)
             for lane in self._lanes:
                 while not lane.offer(chunk):
                     await lane.wait_for_room()
