@@ -15,11 +15,13 @@ import anyio
 import structlog
 from omegaconf import OmegaConf
 
+from agents.callbacks import attach, load_callbacks
 from agents.registry import TRAINERS, trainer_spec
 from agents.sim_settings import sim_setting_names
 from sinks.registry import LOG_SINK
 from sinks.settings import build_sinks, validate_sinks
 from sinks.settings import with_sections as sink_with_sections
+from telemetry.alerts import AlertsSection, until_stop_requested
 from telemetry.bus import Bus, CloseReport, RunInfo
 from telemetry.checks import COUNT, TIMEOUT, Interval, check_number, check_numbers
 from telemetry.config import AggregateSection, load_config
@@ -40,6 +42,7 @@ from telemetry.sink import SinkContext
 from telemetry.sweep import cli as sweep_cli
 from telemetry.sweep.folder import create_sweep, find_sweep
 from telemetry.sweep.names import config_keys, field_names
+from telemetry.system import sample_system
 
 EXIT_USAGE = 2
 logger = structlog.get_logger("rltelemetry")
@@ -95,7 +98,12 @@ class RunSettings:
     """Events published and not yet handed to the sinks at most; past it the publisher waits."""
     resume: str | None = None
     """A run folder to continue: same run id, log appended, trainer from its last checkpoint."""
+    system_interval: float = 10.0
+    """Seconds between system metrics (CPU, memory, threads, disk, GPU) under system/; 0 off."""
+    callbacks: list[str] = field(default_factory=list)
+    """Trainer callbacks as ``pkg.module:Class`` (``agents.callbacks.Callback``), in order."""
     aggregate: AggregateSection = field(default_factory=AggregateSection)
+    alerts: AlertsSection = field(default_factory=AlertsSection)
 
     def resolve(self) -> RunSettings:
         """Fill the defaults that depend on the trainer (episodes, aggregated axis)."""
@@ -116,6 +124,7 @@ class RunSettings:
         if LOG_SINK not in self.sinks:  # written all the same, so its section applies
             getattr(self, LOG_SINK).validate(LOG_SINK)
         self.aggregate.spec()
+        self.alerts.spec()
         getattr(self, self.trainer).validate()
 
     @property
@@ -129,6 +138,7 @@ _RUN_LIMITS = {
     "close_timeout": TIMEOUT,
     "health_interval": Interval(0.0, text="0 or more"),
     "intake_capacity": COUNT,
+    "system_interval": Interval(0.0, text="0 or more"),
 }
 
 
@@ -156,6 +166,7 @@ async def train(config: RunSettings) -> int:
     """Run one training job with telemetry; returns the process exit status."""
     spec = trainer_spec(config.trainer)
     trainer_config = getattr(config, config.trainer)
+    callbacks = load_callbacks(config.callbacks)  # refused before any run folder exists
     if config.resume:
         folder = existing_run_folder(Path(config.resume))
     else:
@@ -183,19 +194,29 @@ async def train(config: RunSettings) -> int:
         close_timeout=config.close_timeout,
         first_seq=folder.last_seq,
         intake_capacity=config.intake_capacity,
+        alerts=config.alerts.spec(),
     )
     with contextlib.ExitStack() as closing:
         async with bus:
             trainer = spec.build(trainer_config, bus, folder.path, config.seed)
+            attach(trainer, callbacks)
             episodes = config.episodes or spec.episodes
+
+            async def work() -> None:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(sample_system, bus, config.system_interval, folder.path)
+                    await trainer.train(episodes)
+                    group.cancel_scope.cancel()
+
             try:
-                _, signum = await until_signal(lambda: trainer.train(episodes))
+                _, signum = await until_signal(lambda: until_stop_requested(bus, work))
             except BaseExceptionGroup as group:
                 # The run failed for this one reason: the log's run_finished and the user see it.
                 raise _sole(group) from None
             if signum is not None:  # closing is bounded by close_timeout: let it end
                 closing.enter_context(ignored_signals())
-            if signum == STOP_SIGNAL:  # stopped early on purpose (a sweep): a clean end
+            if signum == STOP_SIGNAL or (signum is None and bus.stop_request.requested):
+                # Stopped early on purpose (a sweep, an alert rule's action): a clean end.
                 await bus.aclose(status="stopped")
                 signum = None
             elif signum is not None:
@@ -352,10 +373,11 @@ def cli(argv: list[str] | None = None) -> int:
         schema = run_config()  # from the registries as they are now
         parser = _parser(schema)
         args, extra = parser.parse_known_args(argv)
-        if extra and args.command not in ("sweep", "agent"):
+        # KEY=VALUE overrides given after an option (argparse stops collecting them there).
+        listed = "rest" if args.command in ("sweep", "agent") else "overrides"
+        if any(item.startswith("-") or "=" not in item for item in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        if extra:  # KEY=VALUE overrides given after an option
-            args.rest = [*args.rest, *extra]
+        setattr(args, listed, [*getattr(args, listed), *extra])
         configure_logging()
         return _command(args, schema)
     except Exception as exc:

@@ -319,8 +319,10 @@ class WandbSink:
         elif isinstance(event, ArtifactSaved):
             self._log_artifact(event)
         elif isinstance(event, Alert):
-            # wandb rate-limits alerts of one title itself (wait_duration, a minute).
-            run.alert(title=event.title, text=event.text or event.title, level=event.level)
+            # The pipeline rate-limits alerts (alerts.rules[].wait): wandb's own limit is cut to
+            # its smallest step, a millisecond (0 would mean its default, a minute).
+            text = event.text or event.title
+            run.alert(title=event.title, text=text, level=event.level, wait_duration=0.001)
         elif isinstance(event, LogRecord):
             self._console_line(event)
 

@@ -16,7 +16,7 @@ from telemetry.aggregate import AggregateSpec
 from telemetry.errors import ConfigError
 
 T = TypeVar("T")
-_LIST_KEYS = frozenset({"sinks", "tags"})
+_LIST_KEYS = frozenset({"sinks", "tags", "callbacks"})
 
 
 @dataclass
@@ -53,6 +53,10 @@ def load_config(
         raise ConfigError(_unknown_key(schema, str(exc.full_key or exc.key))) from None
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe(exc)) from None
+    except TypeError as exc:  # OmegaConf cannot merge into one entry of a list of sections
+        raise ConfigError(
+            f"config: {exc}; a list such as alerts.rules is set whole (alerts.rules=[...])"
+        ) from None
     assert isinstance(result, schema)
     return result
 
