@@ -34,7 +34,7 @@ from telemetry.compat.background import BackgroundBus
 from telemetry.compat.config import Config, as_mapping, plain
 from telemetry.compat.errors import unsupported
 from telemetry.compat.run import AXIS, SUMMARY_NAME, Run
-from telemetry.compat.settings import load_settings
+from telemetry.compat.settings import LOG_LEVELS, load_settings
 from telemetry.compat.summary import Summary
 from telemetry.errors import ConfigError, LogFormatError
 from telemetry.events import Metrics, RunStarted
@@ -209,8 +209,13 @@ def init(
         close_timeout=options.close_timeout,
         first_seq=folder.last_seq,
         intake_capacity=options.intake_capacity,
+        alerts=options.alerts.spec(),
     )
-    background = BackgroundBus(bus)
+    background = BackgroundBus(
+        bus,
+        system_interval=options.system_interval,
+        log_level=LOG_LEVELS[options.log_records],
+    )
     background.start(timeout=60.0)
     summary = Summary(saved.get("summary"))
     run = Run(

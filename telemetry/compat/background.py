@@ -7,6 +7,7 @@ the interpreter alive; ``close`` waits for it at most the close deadline and a g
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 import anyio
@@ -14,6 +15,8 @@ import anyio
 from telemetry.bus import Bus
 from telemetry.errors import TelemetryError
 from telemetry.events import RunStatus
+from telemetry.records import LogRecordHandler
+from telemetry.system import sample_system
 
 GRACE = 2.0
 """Seconds past the bus's own close deadline that ``close`` waits for the loop's thread."""
@@ -22,8 +25,12 @@ GRACE = 2.0
 class BackgroundBus:
     """Opens ``bus`` on a loop in a thread, and closes it from any thread within its deadline."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, *, system_interval: float = 0.0, log_level: int = 0) -> None:
+        """``system_interval``: seconds between system metrics (0: none); ``log_level``: the
+        lowest level of ``logging`` records that become events of the run (0: none)."""
         self.bus = bus
+        self._system_interval = system_interval
+        self._records = LogRecordHandler(bus, level=log_level) if log_level else None
         self.closed = False
         self._opened = threading.Event()
         self._done = threading.Event()
@@ -70,6 +77,20 @@ class BackgroundBus:
         self._loop = asyncio.get_running_loop()
         self._stop = anyio.Event()
         async with self.bus:
-            self._opened.set()
-            await self._stop.wait()
+            async with anyio.create_task_group() as group:
+                group.start_soon(sample_system, self.bus, self._system_interval, None)
+                root = logging.getLogger()
+                level = root.level
+                if self._records is not None:
+                    root.addHandler(self._records)
+                    root.setLevel(min(level, self._records.level) if level else level)
+                self._opened.set()
+                try:
+                    await self._stop.wait()
+                finally:
+                    if self._records is not None:
+                        root.removeHandler(self._records)
+                        root.setLevel(level)
+                        self._records.close()
+                    group.cancel_scope.cancel()
             await self.bus.aclose(status=self._status, error=self._reason)

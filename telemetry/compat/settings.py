@@ -15,17 +15,20 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sinks.registry import LOG_SINK
 from sinks.settings import validate_sinks, with_sections
+from telemetry.alerts import AlertsSection
 from telemetry.checks import COUNT, TIMEOUT, Interval, check_numbers
 from telemetry.config import load_config
 from telemetry.errors import ConfigError
 from telemetry.intake import INTAKE_CAPACITY
 
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50, "off": 0}
+"""``log_records`` values and the ``logging`` level each stands for (0: none captured)."""
 FILE_NAME = "telemetry.yaml"
 ENV_PREFIX = "TELEMETRY_"
 SWEEP_ENV = frozenset({"SWEEP_ID", "TRIAL", "RUN_DIR", "PARAMS_FILE"})
@@ -47,9 +50,20 @@ class CompatSettings:
     """Seconds between pipeline health events (0: only at close)."""
     intake_capacity: int = INTAKE_CAPACITY
     """Events published and not yet handed to the sinks at most; past it ``log`` waits."""
+    system_interval: float = 10.0
+    """Seconds between system metrics (CPU, memory, threads, disk, GPU) under system/; 0 off."""
+    log_records: str = "warning"
+    """The lowest level of the script's ``logging`` records that become events of the run
+    (debug, info, warning, error, critical), or ``off``; below warning it also lowers the
+    root logger's level to it while the run lasts (Python's default lets only warnings by)."""
+    alerts: AlertsSection = field(default_factory=AlertsSection)
 
     def validate(self) -> None:
         check_numbers("", self, _LIMITS)
+        if self.log_records not in LOG_LEVELS:
+            allowed = ", ".join(LOG_LEVELS)
+            raise ConfigError(f"log_records must be one of {allowed}, got {self.log_records!r}")
+        self.alerts.spec()
         validate_sinks(self, self.sink_names)
         if LOG_SINK not in (self.sinks or []):
             getattr(self, LOG_SINK).validate(LOG_SINK)
@@ -62,6 +76,7 @@ class CompatSettings:
 
 _LIMITS = {
     "close_timeout": TIMEOUT,
+    "system_interval": Interval(0.0, text="0 or more"),
     "health_interval": Interval(0.0, text="0 or more"),
     "intake_capacity": COUNT,
 }

@@ -49,7 +49,7 @@ def _events(tmp_path: Path) -> list[Any]:
 def _ours(events: list[Any]) -> dict[tuple[str, int], dict[str, Any]]:
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for event in events:
-        if event.type == "metrics" and event.axis != "health":
+        if event.type == "metrics" and event.axis not in ("health", "system"):
             rows.setdefault((event.axis, event.step), {}).update(event.values)
     return rows
 
@@ -191,3 +191,34 @@ def test_sweep_trial_takes_params_and_reports_metric(tmp_path: Path) -> None:
     assert sorted(r["params"]["x"] for r in lines) == [0.1, 0.3]
     assert all(r["outcome"] == "finished" for r in lines)
     assert min(r["best"] for r in lines) == pytest.approx(1 / 3)
+
+
+EXTRAS = """
+import logging, time
+import telemetry as wandb
+
+wandb.init(project="p", settings={"system_interval": 0.2, "log_records": "info", "alerts": {
+    "rules": [{"key": "loss", "when": "above", "threshold": 5.0}]}})
+logging.getLogger("mine").info("epoch %d", 1, extra={"batch": 3})
+logging.getLogger("mine").debug("not captured")
+for value in [1.0, 2.0, 9.0, 3.0]:
+    wandb.log({"loss": value})
+    time.sleep(0.2)
+wandb.finish()
+"""
+
+
+def test_system_metrics_log_records_and_alert_rules_reach_the_run(tmp_path: Path) -> None:
+    """Settings turn on system metrics, the script's logging records and alert rules."""
+    done = _run(tmp_path, EXTRAS)
+    assert done.returncode == 0, done.stderr
+    events = _events(tmp_path)
+    system = [e for e in events if e.type == "metrics" and e.axis == "system"]
+    assert len(system) >= 2
+    assert 10 < system[0].values["system/process_memory_mib"] < 24_000
+    records = [e for e in events if e.type == "log_record"]
+    assert [(r.logger, r.level, r.message, r.fields) for r in records] == [
+        ("mine", "info", "epoch 1", {"batch": 3})
+    ]
+    alerts = [e for e in events if e.type == "alert"]
+    assert [(a.key, a.step) for a in alerts] == [("loss", 2)]
