@@ -40,6 +40,8 @@ test-long: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS)
+	# telemetry.log against wandb.log (offline) and trackio.log (when trackio is installed).
+	$(PY) benchmarks/compat_log.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
