@@ -15,6 +15,49 @@ for gen in range(3):
 wandb.finish()
 """
 
+LIVE_TRADING = """
+import sys
+if sys.argv[1] == "telemetry":
+    import telemetry as wandb
+else:
+    import wandb
+
+# The live-trading integration: one row per completed trade.
+wandb.init(project="ai-trading", job_type="live-trading")
+trades = [(101.0, 103.5, 25.0, 340.0), (99.0, 98.2, -8.0, 120.0), (100.5, 104.0, 35.0, 900.0)]
+for entry, exit_, pnl, seconds in trades:
+    wandb.log({"live/entry_price": entry, "live/exit_price": exit_,
+               "live/realized_pnl": pnl, "live/duration_seconds": seconds})
+wandb.finish()
+"""
+
+GAELP_TRACKER = """
+import sys
+if sys.argv[1] == "telemetry":
+    import telemetry as wandb
+else:
+    import wandb
+
+
+class Tracker:
+    \"\"\"GAELP's experiment tracker: init once, log per episode, finish at the end.\"\"\"
+
+    def __init__(self, project, config):
+        self.run = wandb.init(project=project, config=config, reinit=True)
+
+    def log_episode(self, episode, metrics):
+        wandb.log({f"episode/{k}": v for k, v in metrics.items()}, step=episode)
+
+    def finish(self):
+        self.run.finish()
+
+
+tracker = Tracker("gaelp", {"lr": 3e-3, "gamma": 0.9})
+for episode in range(4):
+    tracker.log_episode(episode, {"total_reward": 10.0 + episode, "roas": 1.5 * episode})
+tracker.finish()
+"""
+
 FULL = """
 import sys, pathlib
 if sys.argv[1] == "telemetry":

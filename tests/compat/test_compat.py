@@ -72,9 +72,14 @@ def _compare(tmp_path: Path, text: str, step_metrics: dict[str, str]) -> list[An
     return _events(tmp_path / "ours")
 
 
-@pytest.mark.parametrize("text", [scripts.SEEDS], ids=["erl-seed"])
+@pytest.mark.parametrize(
+    "text",
+    [scripts.SEEDS, scripts.LIVE_TRADING, scripts.GAELP_TRACKER],
+    ids=["erl-seed", "live-trading", "gaelp-tracker"],
+)
 def test_seed_script_matches_wandb_history(tmp_path: Path, text: str) -> None:
-    """The ERL trainer's wandb calls give the same values at the same steps as real wandb."""
+    """The seeds' wandb calls (ERL trainer, live trading, GAELP's tracker), run as written,
+    give the same values at the same steps as real wandb."""
     _compare(tmp_path, text, {})
 
 
