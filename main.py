@@ -1,4 +1,5 @@
-"""Command line: ``train [KEY=VALUE ...]``, ``replay PATH``, ``sweep FILE``, ``agent SWEEP``."""
+"""Command line: ``train [KEY=VALUE ...]``, ``replay PATH``, ``sweep FILE``, ``agent SWEEP``,
+``analyze CHECKPOINT_OR_RUN_FOLDER``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import anyio
 import structlog
 from omegaconf import OmegaConf
 
+from agents.analysis import command as analysis
 from agents.callbacks import attach, load_callbacks
 from agents.registry import TRAINERS, trainer_spec
 from agents.sim_settings import sim_setting_names
@@ -345,6 +347,22 @@ def _parser(run_schema: type[Any]) -> argparse.ArgumentParser:
         command.add_argument("--count", type=int, help="stop after this many trials have ended")
         command.add_argument("--storage", help="postgresql://... shared by agents on several hosts")
         command.add_argument("--out", type=Path, default=Path("out"), help="default: out")
+    analyze_cmd = commands.add_parser(
+        "analyze",
+        help="replay a trained checkpoint and write analysis/ in its run folder",
+        description="Replay a checkpoint (or a run folder's best or latest one) with the run's "
+        "saved config on fresh seeded episodes; write analysis/ (a PNG per view, "
+        "analysis.json, summary.md) in the run folder, and publish it with --log-to.",
+    )
+    analyze_cmd.add_argument("target", type=Path, metavar="CHECKPOINT_OR_RUN_FOLDER")
+    analyze_cmd.add_argument(
+        "--type", default=analysis.ALL, help="feature, action, latent, sensitivity or all"
+    )
+    analyze_cmd.add_argument("--episodes", type=int, default=5, help="episodes (default 5)")
+    analyze_cmd.add_argument("--seed", type=int, default=0, help="episodes' seed (default 0)")
+    analyze_cmd.add_argument(
+        "--log-to", default="", metavar="SINKS", help="sinks to publish to, e.g. wandb,tensorboard"
+    )
     return parser
 
 
@@ -375,9 +393,12 @@ def cli(argv: list[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         # KEY=VALUE overrides given after an option (argparse stops collecting them there).
         listed = "rest" if args.command in ("sweep", "agent") else "overrides"
-        if any(item.startswith("-") or "=" not in item for item in extra):
+        if any(item.startswith("-") or "=" not in item for item in extra) or (
+            extra and args.command == "analyze"
+        ):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        setattr(args, listed, [*getattr(args, listed), *extra])
+        if extra:
+            setattr(args, listed, [*getattr(args, listed), *extra])
         configure_logging()
         return _command(args, schema)
     except Exception as exc:
@@ -391,6 +412,8 @@ def cli(argv: list[str] | None = None) -> int:
 def _command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
     if args.command in ("sweep", "agent"):
         return _sweep_command(args, OwnTrain(schema))
+    if args.command == "analyze":
+        return _analyze_command(args, schema)
     if args.command == "train":
         config = load_train_config(args.config, args.overrides, schema)
         config.validate()
@@ -399,6 +422,14 @@ def _command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
     settings = load_config(replay_config(), None, args.overrides)
     settings.validate()
     return anyio.run(replay, args.path, settings)
+
+
+def _analyze_command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
+    sinks = tuple(name.strip() for name in args.log_to.split(",") if name.strip())
+    request = analysis.Request(args.target, args.type, args.episodes, args.seed, sinks)
+    run_dir, _ = analysis.run_folder(args.target)
+    config = load_config(schema, run_dir / CONFIG_NAME, [])
+    return anyio.run(analysis.analyze, request, config)
 
 
 def _sweep_command(args: argparse.Namespace, train: OwnTrain) -> int:
