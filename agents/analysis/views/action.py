@@ -198,7 +198,9 @@ def action_view(replay: Replay, *, seed: int = 0) -> ViewResult:
     lines = [f"**Actions** over {len(actions)} states: mean {mean}."]
     for label in labels:
         groups = numbers["by_label"][label]
-        parts = ", ".join(f"{k} {np.mean(g['mean_action']):.3g}" for k, g in groups.items())
+        items = list(groups.items())
+        parts = ", ".join(f"{k} {np.mean(g['mean_action']):.3g}" for k, g in items[:8])
+        parts += ", ..." if len(items) > 8 else ""
         lines.append(f"Mean action by `{label}`: {parts}.")
         if len(lines) == 3:
             break
