@@ -200,7 +200,7 @@ def action_view(replay: Replay, *, seed: int = 0) -> ViewResult:
         groups = numbers["by_label"][label]
         items = list(groups.items())
         parts = ", ".join(f"{k} {np.mean(g['mean_action']):.3g}" for k, g in items[:8])
-        parts += ", ..." if len(items) > 8 else ""
+        parts += f" and {len(items) - 8} more" if len(items) > 8 else ""
         lines.append(f"Mean action by `{label}`: {parts}.")
         if len(lines) == 3:
             break
