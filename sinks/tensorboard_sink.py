@@ -27,7 +27,9 @@ What each event becomes (``step`` and ``wall_time`` are the event's own):
 - ``RunStarted``: a markdown text under ``run/notes`` (name, project, group,
   tags, notes); ``SystemInfo`` a table under ``run/system_info``;
   ``RunFinished`` its status under ``run/status``; ``ArtifactSaved`` a table
-  (path, kind, metadata) under ``artifacts/<name>`` at its step.
+  (path, kind, metadata) under ``artifacts/<name>`` at its step, except kind
+  ``image`` (a PNG, such as a model analysis's view): an image summary of the
+  file's bytes under ``analysis/<view>`` (``metadata["view"]``, else the name).
 
 TensorBoard keeps the first session start and end of a run folder, so a
 resumed run keeps the hyperparameters and status of its first session.
@@ -38,6 +40,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import struct
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +72,10 @@ STATUS_TAG = "run/status"
 """Text tag of how the run ended."""
 ARTIFACT_PREFIX = "artifacts/"
 """Text tags of saved artifacts: ``artifacts/<name>``."""
+IMAGE_PREFIX = "analysis/"
+"""Image tags of image artifacts with a ``view`` (a model analysis): ``analysis/<view>``."""
+_PNG = b"\x89PNG\r\n\x1a\n"
+_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> channels (grey, RGB, grey+alpha, RGBA)
 
 
 @dataclass(kw_only=True)
@@ -161,6 +168,10 @@ class TensorBoardSink:
             out.append(_event(_text(NOTES_TAG, _notes(event)), 0, event.time))
         elif isinstance(event, SystemInfo):
             out.append(_event(_text(SYSTEM_TAG, _table(event.values)), 0, event.time))
+        elif isinstance(event, ArtifactSaved) and (png := _png(event)) is not None:
+            view = event.metadata.get("view")
+            tag = IMAGE_PREFIX + str(view) if view is not None else event.name
+            out.append(_event(_image(tag, png), event.step, event.time))
         elif isinstance(event, ArtifactSaved):
             tag = ARTIFACT_PREFIX + event.name
             out.append(_event(_text(tag, _artifact(event)), event.step, event.time))
@@ -237,6 +248,28 @@ def _event(summary: Any, step: int, wall_time: float) -> bytes:
         _tensorboard().Event(wall_time=wall_time, step=step, summary=summary).SerializeToString()
     )
     return data
+
+
+def _png(event: ArtifactSaved) -> bytes | None:
+    """The bytes of an image artifact's PNG file; None for other kinds or an unreadable file
+    (then the artifact is written as the usual text table)."""
+    if event.kind != "image":
+        return None
+    try:
+        data = Path(event.path).read_bytes()
+    except OSError:
+        return None
+    return data if data[:8] == _PNG and len(data) > 26 and data[25] in _CHANNELS else None
+
+
+def _image(tag: str, png: bytes) -> Any:
+    """An image ``Summary``: the PNG's bytes as they are, its size from its header."""
+    tb = _tensorboard()
+    width, height = struct.unpack(">II", png[16:24])
+    image = tb.Summary.Image(
+        height=height, width=width, colorspace=_CHANNELS[png[25]], encoded_image_string=png
+    )
+    return tb.Summary(value=[tb.Summary.Value(tag=tag, image=image)])
 
 
 def _text(tag: str, markdown: str) -> Any:

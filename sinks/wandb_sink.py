@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import json
 import os
 import re
 import time
@@ -45,6 +46,8 @@ T = TypeVar("T")
 MODES = ("auto", "online", "offline", "disabled")
 SEQ_KEY = "_seq"
 """Hidden column holding the bus ``seq`` of each row: how a resumed run knows what it has."""
+ANALYSIS_PREFIX = "analysis/"
+"""History keys of a model analysis's views (``main.py analyze --log-to wandb``)."""
 
 
 @dataclass(kw_only=True)
@@ -317,7 +320,12 @@ class WandbSink:
             self._params.update(values)
             run.config.update(values, allow_val_change=True)
         elif isinstance(event, ArtifactSaved):
-            self._log_artifact(event)
+            if event.kind == "image":
+                self._log_image(event)
+            elif event.kind == "table":
+                self._log_table(event)
+            else:
+                self._log_artifact(event)
         elif isinstance(event, Alert):
             # The pipeline rate-limits alerts (alerts.rules[].wait): wandb's own limit is cut to
             # its smallest step, a millisecond (0 would mean its default, a minute).
@@ -349,6 +357,38 @@ class WandbSink:
         except Exception as exc:  # a console line must never take the metrics down with it
             self._no_console = True
             logger.warning("wandb_log_records_skipped", reason=f"{type(exc).__name__}: {exc}")
+
+    def _log_image(self, event: ArtifactSaved) -> None:
+        """An image file as ``wandb.Image`` in the history, under ``analysis/<view>``."""
+        path = Path(event.path)
+        if not path.is_file():
+            logger.warning("wandb_image_missing", name=event.name, path=str(path))
+            return
+        image = self._wandb.Image(str(path))
+        self.run.log({_analysis_key(event): image, event.axis: event.step})
+
+    def _log_table(self, event: ArtifactSaved) -> None:
+        """A JSON file of numbers (a view's, under its name when keyed by view): a table of
+        every value in the history, and its scalars in the summary."""
+        path = Path(event.path)
+        try:
+            numbers = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            logger.warning(
+                "wandb_table_unreadable", name=event.name, path=str(path), error=str(exc)
+            )
+            return
+        view = event.metadata.get("view")
+        if isinstance(numbers, dict) and isinstance(view, str) and view in numbers:
+            numbers = numbers[view]
+        flat = _flatten(numbers)
+        key = _analysis_key(event)
+        rows = [[name, json.dumps(value)] for name, value in flat.items()]
+        table = self._wandb.Table(columns=["key", "value"], data=rows)
+        self.run.log({f"{key}/numbers": table, event.axis: event.step})
+        for name, value in flat.items():
+            if isinstance(value, (int, float, str, bool)):
+                self.run.summary[f"{key}/{name}"] = value
 
     def _log_artifact(self, event: ArtifactSaved) -> None:
         path = Path(event.path)
@@ -393,6 +433,21 @@ def _summary_seq(run: Any) -> int:
     except Exception:  # a fresh or offline run may have no summary to read
         return 0
     return int(value) if isinstance(value, (int, float)) else 0
+
+
+def _analysis_key(event: ArtifactSaved) -> str:
+    view = event.metadata.get("view")
+    return ANALYSIS_PREFIX + str(view) if view is not None else event.name
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of ``a/b`` keys; lists and scalars kept as they are."""
+    if not isinstance(value, dict):
+        return {prefix or "value": value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}/{key}" if prefix else str(key)))
+    return flat
 
 
 def _artifact_name(name: str) -> str:
