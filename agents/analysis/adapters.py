@@ -67,15 +67,25 @@ def _state(path: Path) -> dict[str, Any]:
     return state
 
 
+_MISMATCH = re.compile(
+    r"size mismatch for ([\w.]+): copying a param with shape torch.Size\(\[([\d, ]*)\]\) from "
+    r"checkpoint, the shape in current model is torch.Size\(\[([\d, ]*)\]\)"
+)
+
+
 def _load_weights(net: nn.Module, weights: Any, path: Path, section: str) -> None:
     """``load_state_dict``, or ``ConfigError`` saying which tensors do not fit the config."""
     try:
         net.load_state_dict(weights)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = "; ".join(line for line in lines[1:] if line) or lines[0]
+        text = str(exc)
+        found = [f"{k} is ({a}) there, ({b}) for the config" for k, a, b in _MISMATCH.findall(text)]
+        if not found:  # missing or unexpected keys: torch's own lines after its first
+            found = [line.strip() for line in text.splitlines()[1:] if line.strip()] or [text]
+        more = f" and {len(found) - 2} more" if len(found) > 2 else ""
         raise ConfigError(
-            f"checkpoint {path} does not match the run's {section} config: {detail}"
+            f"analyze: checkpoint {path} does not match the run's {section} config: "
+            f"{'; '.join(found[:2])}{more}"
         ) from None
 
 

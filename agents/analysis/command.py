@@ -94,12 +94,15 @@ def _chosen(kind: str, registry: Mapping[str, Any]) -> list[str]:
 
 
 def _check_sinks(config: Any, names: Sequence[str], run_dir: Path) -> None:
-    for name in names:
-        sink_spec(name)  # names the unknown sink and the known ones
-    if names:
-        validate_sinks(config, list(names))
-        if not (run_dir / LOG_NAME).is_file():
-            raise ConfigError(f"analyze: --log-to needs the run's log, {run_dir / LOG_NAME}")
+    try:
+        for name in names:
+            sink_spec(name)  # names the unknown sink and the known ones
+        if names:
+            validate_sinks(config, list(names))
+    except ConfigError as exc:
+        raise ConfigError(f"analyze: --log-to: {exc}") from None
+    if names and not (run_dir / LOG_NAME).is_file():
+        raise ConfigError(f"analyze: --log-to needs the run's log, {run_dir / LOG_NAME}")
 
 
 async def analyze(request: Request, config: Any) -> int:

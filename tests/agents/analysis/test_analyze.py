@@ -218,7 +218,7 @@ def _mismatched(run: Path) -> list[str]:
         ("missing checkpoint", "does not exist"),
         (
             "mismatched checkpoint",
-            "does not match the run's erl config: size mismatch for l1.weight",
+            "does not match the run's erl config: l1.weight is (64, 50) there, (8, 50)",
         ),
         ("no config", "no config.yaml"),
         ("unknown type", "--type must be one of"),
