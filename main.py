@@ -201,7 +201,8 @@ async def train(config: RunSettings) -> int:
     with contextlib.ExitStack() as closing:
         async with bus:
             trainer = spec.build(trainer_config, bus, folder.path, config.seed)
-            attach(trainer, callbacks)
+            if callbacks:  # a trainer not on TrainerLoop takes none, and needs none
+                attach(trainer, callbacks)
             episodes = config.episodes or spec.episodes
 
             async def work() -> None:

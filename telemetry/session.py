@@ -7,7 +7,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -70,40 +70,47 @@ def existing_run_folder(path: Path) -> RunFolder:
 
 @contextlib.contextmanager
 def ignored_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM ignored, in the main thread: a run that got one closes its bus
-    (within its deadline) undisturbed by the next, such as the SIGTERM that each dying
-    thread of a killed sweep agent sends its trial."""
+    """SIGINT and SIGTERM ignored, in the main thread, then Python's defaults again: a run
+    that got one closes its bus (within its deadline) undisturbed by the next, such as the
+    SIGTERM that each dying thread of a killed sweep agent sends its trial."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in _ENDING}
+    for signum in _ENDING:
+        signal.signal(signum, signal.SIG_IGN)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 _ENDING = (signal.SIGINT, signal.SIGTERM)
 
 
 async def until_signal(work: Callable[[], Awaitable[T]]) -> tuple[T | None, int | None]:
-    """Run ``work``; on SIGINT, SIGTERM or ``STOP_SIGNAL`` cancel it and return the signal."""
+    """Run ``work``; on SIGINT, SIGTERM or ``STOP_SIGNAL`` cancel it and return the signal.
+
+    Signals that come while ``work`` is being cancelled (a step finishing in a worker
+    thread) are swallowed, and once one came SIGINT and SIGTERM stay ignored on return:
+    the caller closes its bus, then restores them (``ignored_signals``).
+    """
     received: list[int] = []
     result: list[T] = []
 
-    async def watch(scope: CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, STOP_SIGNAL) as signals:
-            async for signum in signals:
+    async def watch(signals: AsyncIterator[int], scope: CancelScope) -> None:
+        async for signum in signals:
+            if not received:
                 received.append(int(signum))
                 scope.cancel()
-                return
 
-    async def run(scope: CancelScope) -> None:
-        result.append(await work())
-        scope.cancel()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(watch, group.cancel_scope)
-        group.start_soon(run, group.cancel_scope)
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, STOP_SIGNAL) as signals:
+        async with anyio.create_task_group() as group:
+            with anyio.CancelScope() as working:
+                group.start_soon(watch, signals, working)
+                result.append(await work())
+            group.cancel_scope.cancel()
+    if received and threading.current_thread() is threading.main_thread():
+        for signum in _ENDING:  # the receiver put the defaults back: not for the next one
+            signal.signal(signum, signal.SIG_IGN)
     return (result[0] if result else None), (received[0] if received else None)
