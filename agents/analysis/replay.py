@@ -42,10 +42,10 @@ class Replay:
     episode: npt.NDArray[np.int64]
     """The episode index of each state, shape (N,)."""
     context: Mapping[str, npt.NDArray[Any]] = field(default_factory=dict)
-    """Per-state labels the simulator knows, each shape (N,): ERL ``regime`` (its name),
-    ``hour`` (hour of the trading day), ``position`` (net position held), ``trading``
-    (1 where the action changed a position); PPO ``hour``, ``segment``, ``budget_left``;
-    AMP ``clip_phase``..."""
+    """Per-state labels the simulator knows, each shape (N,): ERL ``regime`` (the first
+    stock's regime name), ``hour`` (hour of the trading day), ``position`` (net position
+    held), ``trading`` (1 where the action changed a holding); PPO ``hour``, ``segment``,
+    ``budget_left``; AMP ``tracking_error``."""
     episode_returns: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
     """Each replayed episode's total reward."""
     price_features: list[int] = field(default_factory=list)
