@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import anyio
 import pytest
+import structlog
 
 from telemetry.errors import SinkUnavailableError
 from telemetry.events import Event
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A test calling ``main.cli`` in-process configures structlog for the process (bound to
+    that test's captured stderr): the next tests get the config they had."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 class StuckSink:

@@ -7,12 +7,10 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 import yaml
 
 from main import OwnTrain, cli, run_config
@@ -35,14 +33,6 @@ TINY_ERL = [
     "erl.log_frequency=6",
     "sinks=[jsonl]",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _logging_restored() -> Iterator[None]:
-    """``cli`` configures structlog for a terminal: later tests get the config they had."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 def write_sweep(tmp_path: Path, config: dict[str, Any], name: str = "sweep.yaml") -> Path:

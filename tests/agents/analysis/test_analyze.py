@@ -6,9 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -71,31 +69,13 @@ def erl_run(runs: dict[str, Path], tmp_path: Path) -> Path:
     return Path(shutil.copytree(runs["erl"], tmp_path / "run"))
 
 
-def _stand_in(replay: Replay, *, seed: int = 0) -> Any:
-    """A view computing one number, for when the real views are not there."""
-    from matplotlib.figure import Figure
+@pytest.fixture
+def views() -> tuple[str, ...]:
+    """The four views, as the command finds them."""
+    from agents.analysis.views import VIEWS
 
-    figure = Figure(figsize=(2, 2))
-    figure.add_subplot().plot(replay.returns_to_go)
-    return types.SimpleNamespace(
-        name="feature", numbers={"states": len(replay.observations)}, figure=figure, summary="ok"
-    )
-
-
-@pytest.fixture(autouse=True)
-def views(monkeypatch: pytest.MonkeyPatch) -> tuple[str, ...]:
-    """The real views when all four are there, else one stand-in registered as ``feature``."""
-    try:
-        from agents.analysis.views import VIEWS
-
-        if set(NAMES) <= set(VIEWS):
-            return NAMES
-    except ImportError:
-        pass
-    stub = types.ModuleType("agents.analysis.views")
-    stub.VIEWS = {"feature": _stand_in}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "agents.analysis.views", stub)
-    return ("feature",)
+    assert set(VIEWS) == set(NAMES)
+    return NAMES
 
 
 def _replay(run: Path, episodes: int = 3) -> Replay:
@@ -163,12 +143,14 @@ def test_amp_replay_records_the_actor_means(runs: dict[str, Path]) -> None:
     np.testing.assert_allclose(out, replay.actions, atol=1e-5)
 
 
+@pytest.mark.parametrize("trainer", list(TINY))
 def test_analyze_all_writes_a_png_per_view_the_numbers_and_a_summary(
-    erl_run: Path, views: tuple[str, ...]
+    runs: dict[str, Path], views: tuple[str, ...], trainer: str, tmp_path: Path
 ) -> None:
-    """``analyze --type all`` on a run folder writes analysis/ with every view's outputs."""
-    assert main.cli(["analyze", str(erl_run), "--type", "all", "--episodes", "2"]) == 0
-    folder = erl_run / "analysis"
+    """``analyze --type all`` on each trainer's run folder writes every view's outputs."""
+    run = Path(shutil.copytree(runs[trainer], tmp_path / "run"))
+    assert main.cli(["analyze", str(run), "--type", "all", "--episodes", "2"]) == 0
+    folder = run / "analysis"
     assert {p.name for p in folder.glob("*.png")} == {f"{name}.png" for name in views}
     assert set(json.loads((folder / "analysis.json").read_text())) == set(views)
     summary = (folder / "summary.md").read_text()
