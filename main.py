@@ -24,7 +24,7 @@ from sinks.registry import LOG_SINK
 from sinks.settings import build_sinks, validate_sinks
 from sinks.settings import with_sections as sink_with_sections
 from telemetry.alerts import AlertsSection, until_stop_requested
-from telemetry.bus import Bus, CloseReport, RunInfo
+from telemetry.bus import Bus, CloseReport
 from telemetry.checks import COUNT, TIMEOUT, Interval, check_number, check_numbers
 from telemetry.config import AggregateSection, load_config
 from telemetry.errors import ConfigError, LogFormatError, TelemetryError
@@ -38,6 +38,7 @@ from telemetry.session import (
     existing_run_folder,
     ignored_signals,
     new_run_folder,
+    run_identity,
     until_signal,
 )
 from telemetry.sink import SinkContext
@@ -174,19 +175,7 @@ async def train(config: RunSettings) -> int:
     else:
         folder = new_run_folder(Path(config.out), config.trainer)
     OmegaConf.save(OmegaConf.structured(config), folder.path / CONFIG_NAME)
-    name = config.name or f"{config.trainer}-{folder.run_id}"
-    context = SinkContext(
-        run_id=folder.run_id, run_dir=folder.path, run_name=name, resumed=folder.resumed
-    )
-    run = RunInfo(
-        name=name,
-        project=config.project,
-        tags=tuple(config.tags),
-        group=config.group,
-        notes=config.notes,
-        config=OmegaConf.to_container(OmegaConf.structured(config)),  # type: ignore[arg-type]
-        resumed=folder.resumed,
-    )
+    run, context = run_identity(config, folder, resumed=folder.resumed)
     bus = Bus(
         folder.run_id,
         build_sinks(config, config.sink_names, context),

@@ -10,13 +10,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio import CancelScope
+from omegaconf import OmegaConf
 
+from telemetry.bus import RunInfo
 from telemetry.errors import ConfigError, LogFormatError
 from telemetry.reader import LOG_NAME, LogReader
+from telemetry.sink import SinkContext
 
 T = TypeVar("T")
 CONFIG_NAME = "config.yaml"
@@ -36,6 +39,23 @@ class RunFolder:
     def resumed(self) -> bool:
         """The folder held a log before this process started."""
         return self.last_seq > 0
+
+
+def run_identity(config: Any, folder: RunFolder, *, resumed: bool) -> tuple[RunInfo, SinkContext]:
+    """What the bus and the sinks are told of a ``train`` run (``config``: its run config),
+    for training it, resuming it, or adding to it (``analyze --log-to``)."""
+    name = config.name or f"{config.trainer}-{folder.run_id}"
+    context = SinkContext(run_id=folder.run_id, run_dir=folder.path, run_name=name, resumed=resumed)
+    info = RunInfo(
+        name=name,
+        project=config.project,
+        tags=tuple(config.tags),
+        group=config.group,
+        notes=config.notes,
+        config=OmegaConf.to_container(OmegaConf.structured(config)),  # type: ignore[arg-type]
+        resumed=resumed,
+    )
+    return info, context
 
 
 def new_run_folder(out: Path, label: str) -> RunFolder:

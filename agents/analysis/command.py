@@ -21,18 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from omegaconf import OmegaConf
 
 from agents.analysis.adapters import Loaded, load
 from agents.analysis.replay import Replay
 from sinks.registry import LOG_SINK, sink_spec
 from sinks.settings import build_sinks, validate_sinks
-from telemetry.bus import Bus, RunInfo
+from telemetry.bus import Bus
 from telemetry.errors import ConfigError
 from telemetry.events import ArtifactSaved
 from telemetry.reader import LOG_NAME
-from telemetry.session import CONFIG_NAME, existing_run_folder
-from telemetry.sink import SinkContext
+from telemetry.session import CONFIG_NAME, existing_run_folder, run_identity
 
 __all__ = ["ALL", "FOLDER", "Request", "analyze", "run_folder", "views"]
 
@@ -171,18 +169,8 @@ async def _publish(
 ) -> None:
     """Resume the run and send each view's image and numbers to the log and ``log_to``."""
     folder = existing_run_folder(run_dir)
-    name = config.name or f"{config.trainer}-{folder.run_id}"
-    context = SinkContext(run_id=folder.run_id, run_dir=run_dir, run_name=name, resumed=True)
     sinks = [LOG_SINK, *(sink for sink in log_to if sink != LOG_SINK)]
-    run = RunInfo(
-        name=name,
-        project=config.project,
-        tags=tuple(config.tags),
-        group=config.group,
-        notes=config.notes,
-        config=OmegaConf.to_container(OmegaConf.structured(config)),  # type: ignore[arg-type]
-        resumed=True,
-    )
+    run, context = run_identity(config, folder, resumed=True)
     bus = Bus(
         folder.run_id,
         build_sinks(config, sinks, context),
