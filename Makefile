@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } || \
 		echo "warning: could not install postgresql (apt-get install postgresql); its tests will skip"
+	# The dashboard's browser tests drive Debian's chromium; the collector's tests start redis-server.
+	command -v chromium >/dev/null && command -v redis-server >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server; } || \
+		echo "warning: could not install chromium and redis-server (apt-get install chromium redis-server); their tests will skip"
 	touch $(STAMP)
 
 run: $(STAMP)
