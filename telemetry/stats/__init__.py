@@ -1,0 +1,1 @@
+"""Statistics over a run's durable log: its trades, a sweep's trials."""

@@ -1,0 +1,1 @@
+"""Tests of the reports: markdown and HTML, from real logs."""

@@ -1,0 +1,78 @@
+"""Run folders for the report tests, written by the real bus and durable log sink."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from sinks.jsonl import JsonlSink
+from telemetry.bus import Bus, RunInfo
+from telemetry.events import TradeClosed
+
+
+def write_run(
+    run_dir: Path,
+    run_id: str,
+    *,
+    name: str = "test",
+    config: Mapping[str, Any] | None = None,
+    group: str | None = None,
+    metrics: Sequence[tuple[int, Mapping[str, float]]] = (),
+    trades: Sequence[Mapping[str, Any]] = (),
+    axis: str = "generation",
+) -> Path:
+    """A run folder whose log holds ``metrics`` (step, values), then ``trades``, as a run writes."""
+
+    async def main() -> None:
+        sink = JsonlSink(run_dir / "events.jsonl", run_id)
+        info = RunInfo(name=name, config=config, group=group)
+        async with Bus(run_id, [sink], run=info, health_interval=None) as bus:
+            for step, values in metrics:
+                bus.log(values, step=step, axis=axis)
+            for trade in trades:
+                bus.emit(TradeClosed, **trade)
+
+    anyio.run(main)
+    return run_dir
+
+
+def random_trades(seed: int, count: int, *, steps: Sequence[int] = (4, 9)) -> list[dict[str, Any]]:
+    """``count`` trades with varied sides, sizes, durations and times, spread over ``steps``."""
+    rng = random.Random(seed)
+    trades = []
+    for k in range(count):
+        entry = rng.uniform(20, 200)
+        direction = rng.choice((1, -1))
+        size = rng.uniform(1, 500)
+        exit_price = entry * (1 + rng.gauss(0.002 * direction, 0.03))
+        entry_step = rng.randrange(0, 150)
+        held = rng.randrange(1, 50)
+        cost = 0.001 * size * (entry + exit_price)
+        trades.append(
+            {
+                "step": steps[k * len(steps) // count],
+                "axis": "generation",
+                "stock": rng.randrange(4),
+                "direction": direction,
+                "size": size,
+                "entry_price": entry,
+                "exit_price": exit_price,
+                "entry_step": entry_step,
+                "exit_step": entry_step + held,
+                "holding_duration": held,
+                "pnl": direction * size * (exit_price - entry) - cost,
+                "time_of_day": ((entry_step + held) % 50) / 50,
+            }
+        )
+    return trades
+
+
+def logged_trades(run_dir: Path) -> list[dict[str, Any]]:
+    """The trade lines of the run's log, parsed with plain ``json`` (not our reader)."""
+    lines = (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    return [row for row in map(json.loads, lines) if row["type"] == "trade"]
