@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from telemetry.errors import TelemetryError
 from telemetry.reader import LOG_NAME, Problem
-from telemetry.sweep.folder import RESULTS_FILE, SWEEP_FILE, SweepFolder, find_sweep
+from telemetry.sweep.folder import JOURNAL_FILE, RESULTS_FILE, SWEEP_FILE, SweepFolder, find_sweep
 from telemetry.sweep.show import TrialRow, importance, rows
 from telemetry.sweep.spec import SweepSpec
 
@@ -185,22 +185,31 @@ def best_trial(trials: Sequence[Trial], maximize: bool) -> Trial | None:
 
 
 def trial_log(folder: SweepFolder, trial: Trial) -> Path | None:
-    """The trial's run folder (the one holding its log), found under its trial folder when
-    the recorded path is gone (a sweep folder copied from elsewhere)."""
-    if trial.run_dir and (Path(trial.run_dir) / LOG_NAME).is_file():
-        return Path(trial.run_dir)
+    """The trial's run folder (the one holding its log): the recorded one when it is in the
+    trial's folder, else the one found there (a sweep folder copied from elsewhere), else
+    the recorded one wherever it is."""
     base = folder.trial_folder(trial.number)
+    recorded = Path(trial.run_dir) if trial.run_dir else None
+    if recorded is not None and recorded.name and (base / recorded.name / LOG_NAME).is_file():
+        return base / recorded.name
     if (base / LOG_NAME).is_file():
         return base
-    return next((p.parent for p in sorted(base.glob(f"*/{LOG_NAME}"))), None)
+    found = next((p.parent for p in sorted(base.glob(f"*/{LOG_NAME}"))), None)
+    if found is None and recorded is not None and (recorded / LOG_NAME).is_file():
+        return recorded
+    return found
 
 
 def engine_view(folder: SweepFolder, ended: Sequence[Trial]) -> tuple[list[Trial], dict[str, Any]]:
     """From the engine's storage: the trials not in ``results.jsonl`` yet (running, waiting)
     and parameter importance; when the storage cannot be read, none and a note saying why."""
     with_value = sum(t.objective is not None for t in ended)
+    journal = _journal(folder)
+    if journal is None:
+        why = f"parameter importance is read from a journal file; this sweep's is {folder.storage}"
+        return [], {"values": {}, "note": why}
     try:
-        with folder.engine() as engine:
+        with replace(folder, storage=str(journal)).engine() as engine:
             extra = [_from_row(row) for row in rows(engine)]
             weights = importance(engine)
     except (TelemetryError, OSError, ValueError, KeyError) as exc:
@@ -216,6 +225,17 @@ def engine_view(folder: SweepFolder, ended: Sequence[Trial]) -> tuple[list[Trial
             else "parameter importance could not be fitted (too few distinct values)"
         )
     return pending, {"values": weights, "note": note}
+
+
+def _journal(folder: SweepFolder) -> Path | None:
+    """The sweep's journal file: its own folder's (also when the folder was copied from
+    elsewhere), else the one its settings name; None for a database, which is not opened
+    here: opening one may create its tables, and the views only read."""
+    own = folder.path / JOURNAL_FILE
+    if own.is_file():
+        return own
+    named = Path(folder.storage)
+    return named if "://" not in folder.storage and named.is_file() else None
 
 
 def _from_row(row: TrialRow) -> Trial:
