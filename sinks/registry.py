@@ -22,6 +22,7 @@ SINKS: dict[str, str] = {
     "memory": "sinks.memory",
     "tensorboard": "sinks.tensorboard_sink",
     "wandb": "sinks.wandb_sink",
+    "redis": "sinks.redis_sink",
 }
 """Sink name to module; each module defines ``OPTIONS`` and ``build(context, options)``."""
 
