@@ -1,0 +1,134 @@
+"""The bus's lanes, keeping a durable cursor: what a sidecar delivers each moved sink with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from telemetry.events import Event
+from telemetry.lane import Lane
+from telemetry.progress import Progress
+from telemetry.sidecar.cursor import Cursor, CursorFile
+from telemetry.sink import Delivery, DurableLog, Sink
+from telemetry.spill_lane import SpillLane
+
+
+class Resume:
+    """Where a sink's lane starts, from its saved cursor, and the cursor it keeps saving.
+
+    ``keeps_steps_open``: the sink holds each axis's last step until the next
+    one arrives (wandb's rows), so a sidecar killed meanwhile lost those steps
+    and its successor hands them again (and only them, ``Cursor.resent``).
+    """
+
+    __slots__ = ("cursor", "file", "keeps_steps_open", "start", "window_end")
+
+    def __init__(self, folder: Path, sink: str, first_seq: int, *, keeps_steps_open: bool) -> None:
+        self.file = CursorFile(folder, sink)
+        saved = self.file.load()
+        self.keeps_steps_open = keeps_steps_open
+        if saved is None:  # as a lane in the training process: from the bus's first seq
+            saved = Cursor(seq=first_seq, base=first_seq)
+        elif saved.base != first_seq:  # an earlier process's counts: its bus reported them
+            saved = Cursor(seq=saved.seq, base=first_seq, open=saved.open)
+        if not keeps_steps_open:
+            saved.open = {}
+        self.cursor = saved
+        self.window_end = saved.seq
+        """Seqs up to this were settled by an earlier sidecar: only held-open steps go again."""
+        self.start = saved.resend_from - 1
+        """The lane's ``last_seq`` at start."""
+
+    def only_new(self, batch: Sequence[Event]) -> Sequence[Event]:
+        """``batch`` without what an earlier sidecar settled (held-open steps excepted)."""
+        end = self.window_end
+        if not batch or batch[0].seq > end:
+            return batch
+        cursor = self.cursor
+        return [e for e in batch if e.seq > end or cursor.resent(e)]
+
+    def settled(self, seq: int, delivered: int, failed: int, piece: Sequence[Event]) -> None:
+        cursor = self.cursor
+        if self.keeps_steps_open:
+            cursor.follow(piece)
+        cursor.seq = max(cursor.seq, seq)
+        cursor.delivered, cursor.failed = delivered, failed
+        self.file.save(cursor)
+
+
+class CursorLane(Lane):
+    """A ``block`` lane that saves its sink's cursor after every batch it settles."""
+
+    def __init__(self, sink: Sink, delivery: Delivery, progress: Progress, resume: Resume) -> None:
+        super().__init__(sink, delivery, progress, first_seq=resume.cursor.base)
+        _start(self, resume)
+        self.resume = resume
+
+    async def _deliver(self, batch: Sequence[Event]) -> None:
+        await super()._deliver(self.resume.only_new(batch))
+
+    def _delivered(self, piece: Sequence[Event]) -> None:
+        super()._delivered(piece)
+        _save(self, self.resume, piece)
+
+    def _failed(self, piece: Sequence[Event]) -> None:
+        super()._failed(piece)
+        _save(self, self.resume, piece)
+
+
+class CursorSpillLane(SpillLane):
+    """A ``spill`` lane (it falls behind onto the followed log) that saves its sink's cursor."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        delivery: Delivery,
+        progress: Progress,
+        log: DurableLog,
+        resume: Resume,
+    ) -> None:
+        super().__init__(sink, delivery, progress, log, first_seq=resume.cursor.base)
+        _start(self, resume)
+        self.resume = resume
+
+    async def _deliver(self, batch: Sequence[Event]) -> None:
+        await super()._deliver(self.resume.only_new(batch))
+
+    def _delivered(self, piece: Sequence[Event]) -> None:
+        super()._delivered(piece)
+        _save(self, self.resume, piece)
+
+    def _failed(self, piece: Sequence[Event]) -> None:
+        super()._failed(piece)
+        _save(self, self.resume, piece)
+
+
+def _start(lane: Lane, resume: Resume) -> None:
+    """Start ``lane`` where its cursor says, with the counts it had for this bus."""
+    cursor = resume.cursor
+    lane.last_seq = resume.start
+    # Seqs up to the cursor were counted by an earlier sidecar (saved in the cursor).
+    lane.counts.first_seq = max(cursor.base, cursor.seq)
+    lane.counts.last_offered = max(cursor.base, cursor.seq)
+    lane.counts.delivered, lane.counts.failed = cursor.delivered, cursor.failed
+    lane.counts.offered = cursor.delivered + cursor.failed
+
+
+def save_cursor(lane: Lane) -> None:
+    """Save where ``lane`` is now (its worker has ended: isolated, done or cancelled)."""
+    if isinstance(lane, (CursorLane, CursorSpillLane)):
+        _save(lane, lane.resume, ())
+
+
+def _save(lane: Lane, resume: Resume, piece: Sequence[Event]) -> None:
+    counts = lane.counts
+    resume.settled(lane.last_seq, counts.delivered, counts.failed, piece)
+
+
+def cursor_lane(
+    sink: Sink, delivery: Delivery, progress: Progress, log: DurableLog, resume: Resume
+) -> Lane:
+    """The lane the bus would give ``sink`` (``spill`` or ``block``), keeping its cursor."""
+    if delivery.overflow == "spill":
+        return CursorSpillLane(sink, delivery, progress, log, resume)
+    return CursorLane(sink, delivery, progress, resume)
