@@ -5,16 +5,23 @@ the run's durable log, in log order (``seq``). For ERL those are the
 validation trades of each validated generation's champion (``step`` = the
 generation), so the curves run through the generations one after another.
 
-Returns. The risk ratios (Sharpe, Sortino) use the **per-trade return on the
-capital the trade tied up**, ``pnl / (size * entry_price)`` (``pnl`` is net of
-the entry and exit costs), computed by empyrical-reloaded with
-``annualization=1``: a per-trade ratio, not annualised. The log holds no
-portfolio return series to use instead (ERL publishes shaped rewards as
-``fitness/*`` and ``validation/fitness``, not equity returns), the trades of
-the simulator have no calendar (a simulated day is ``steps_per_day`` steps;
-trades of several stocks overlap), so a trade is the one period the log
-defines, and a return on notional makes a 10-share and a 1,000-share trade
-comparable, as a trader reads a trade list.
+Returns. The risk ratios (Sharpe, Sortino) use **each trade's P&L as a
+return on the account's capital**, ``pnl / capital`` (``pnl`` net of the
+entry and exit costs; ``capital`` the simulator's ``initial_capital``, the
+equity every validation period starts with), computed by empyrical-reloaded
+with ``annualization=1``: a per-trade ratio, not annualised. Why this series:
+the log holds no portfolio return series (ERL publishes shaped rewards as
+``fitness/*`` and ``validation/fitness``, not equity returns), and the
+simulator's trades have no calendar to resample onto (a simulated day is
+``steps_per_day`` steps; trades of several stocks overlap), so the trade is
+the one period the log defines; and a return on capital weighs each trade by
+what it did to the account, so the ratios have the sign of the P&L, as a
+trader expects. The return on the trade's own notional, ``pnl / (size *
+entry_price)``, would weigh a 10-share and a 1,000-share trade alike: an agent
+losing on its large trades would show a positive Sharpe. Both ratios are
+unchanged by the value of ``capital`` (a constant scale), which only sets the
+units of ``mean_return``. The trade's return on its notional is kept for the
+duration-against-return view and ``mean_trade_return``.
 
 Drawdown is taken on the cumulative realised P&L (currency), starting from 0
 before the first trade; its duration counts trades from the peak before the
@@ -34,7 +41,7 @@ one with ``pnl < 0``; a trade at exactly 0 is neither.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +60,8 @@ SESSION_HOURS = 6.5
 """Length of the session, in hours (09:30 to 16:00)."""
 HISTOGRAM_BINS = 20
 """Bins of the win/loss distribution."""
+DEFAULT_CAPITAL = 100_000.0
+"""The trading simulator's default ``initial_capital`` (``sims.trading.TradingConfig``)."""
 
 
 def load_trades(run_dir: Path) -> list[TradeClosed]:
@@ -66,6 +75,21 @@ def trade_returns(trades: Sequence[TradeClosed]) -> F64:
     notional = np.array([t.size * t.entry_price for t in trades], dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(notional != 0, pnl / np.where(notional != 0, notional, 1.0), math.nan)
+
+
+def capital_returns(trades: Sequence[TradeClosed], capital: float = DEFAULT_CAPITAL) -> F64:
+    """Each trade's P&L as a return on the account's capital, ``pnl / capital``."""
+    return _pnl(trades) / capital
+
+
+def run_capital(config: Mapping[str, Any]) -> float:
+    """The account's capital of a run by its config (``erl.sim.initial_capital``, else the
+    simulator's default)."""
+    sim = config.get("erl", {}).get("sim", {}) if isinstance(config.get("erl"), dict) else {}
+    value = sim.get("initial_capital") if isinstance(sim, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return DEFAULT_CAPITAL
 
 
 def cumulative_pnl(trades: Sequence[TradeClosed]) -> F64:
@@ -106,17 +130,20 @@ def trade_views(trades: Sequence[TradeClosed], *, bins: int = HISTOGRAM_BINS) ->
     return finite
 
 
-def trade_statistics(trades: Sequence[TradeClosed]) -> dict[str, float]:
-    """Risk ratios (empyrical, per-trade returns) and trade-level statistics of the trades.
+def trade_statistics(
+    trades: Sequence[TradeClosed], capital: float = DEFAULT_CAPITAL
+) -> dict[str, float]:
+    """Risk ratios (empyrical, on ``capital_returns``) and trade-level statistics of the trades.
 
     Keys: trades, total_pnl, sharpe, sortino, max_drawdown (currency, >= 0),
     max_drawdown_duration (trades), win_rate, profit_factor (gross profit over
     gross loss; ``inf`` without losses), average_win, average_loss (< 0),
-    expectancy (mean P&L per trade), largest_win, largest_loss, mean_return.
+    expectancy (mean P&L per trade), largest_win, largest_loss, mean_return (mean
+    ``pnl / capital``), mean_trade_return (mean ``pnl / (size * entry_price)``).
     A statistic without the trades to define it is NaN.
     """
     pnl = _pnl(trades)
-    returns = trade_returns(trades)
+    returns = capital_returns(trades, capital)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     gross_loss = -float(losses.sum())
     depth, duration = max_drawdown(trades)
@@ -135,6 +162,7 @@ def trade_statistics(trades: Sequence[TradeClosed]) -> dict[str, float]:
         "largest_win": float(wins.max()) if len(wins) else math.nan,
         "largest_loss": float(losses.min()) if len(losses) else math.nan,
         "mean_return": _mean(returns),
+        "mean_trade_return": _mean(trade_returns(trades)),
     }
 
 

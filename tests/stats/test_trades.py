@@ -13,6 +13,7 @@ import pytest
 
 from telemetry.stats.trades import (
     load_trades,
+    run_capital,
     session_hour_labels,
     trade_statistics,
     trade_views,
@@ -80,7 +81,8 @@ def test_trade_level_statistics_equal_plain_computations_from_the_log(run: Path)
         "largest_loss": min(losses),
         "max_drawdown": depth,
         "max_drawdown_duration": duration,
-        "mean_return": statistics.fmean(_returns(rows)),
+        "mean_return": statistics.fmean(pnl) / 100_000,
+        "mean_trade_return": statistics.fmean(_returns(rows)),
     }
     assert depth > 0
     assert duration > 0
@@ -88,15 +90,25 @@ def test_trade_level_statistics_equal_plain_computations_from_the_log(run: Path)
         assert stats[key] == pytest.approx(value, rel=1e-9), key
 
 
-def test_risk_ratios_are_empyricals_on_the_per_trade_returns(run: Path) -> None:
-    """Sharpe and Sortino equal empyrical's functions on pnl / notional, not annualised."""
-    plain = _returns(logged_trades(run))
-    returns = np.array(plain)
-    stats = trade_statistics(load_trades(run))
-    assert stats["sharpe"] == pytest.approx(empyrical.sharpe_ratio(returns, annualization=1))
-    assert stats["sortino"] == pytest.approx(empyrical.sortino_ratio(returns, annualization=1))
-    # and that is the textbook per-period Sharpe: mean over sample standard deviation
-    assert stats["sharpe"] == pytest.approx(statistics.fmean(plain) / statistics.stdev(plain))
+def test_risk_ratios_are_empyricals_on_the_trades_returns_on_capital(run: Path) -> None:
+    """Sharpe and Sortino equal empyrical's functions on pnl / capital, not annualised."""
+    pnl = [r["pnl"] for r in logged_trades(run)]
+    for capital in (100_000.0, 2_500.0):
+        returns = np.array(pnl) / capital
+        stats = trade_statistics(load_trades(run), capital)
+        assert stats["sharpe"] == pytest.approx(empyrical.sharpe_ratio(returns, annualization=1))
+        assert stats["sortino"] == pytest.approx(empyrical.sortino_ratio(returns, annualization=1))
+        assert stats["mean_return"] == pytest.approx(statistics.fmean(pnl) / capital)
+    # the textbook per-period Sharpe (mean over sample deviation), with the sign of the P&L
+    assert stats["sharpe"] == pytest.approx(statistics.fmean(pnl) / statistics.stdev(pnl))
+    assert math.copysign(1, stats["sharpe"]) == math.copysign(1, stats["total_pnl"])
+
+
+def test_the_capital_is_the_runs_initial_capital_or_the_simulators_default() -> None:
+    """erl.sim.initial_capital from the run's config, else 100,000."""
+    assert run_capital({"erl": {"sim": {"initial_capital": 5e4}}}) == 5e4
+    assert run_capital({"erl": {"sim": {}}}) == 100_000.0
+    assert run_capital({}) == 100_000.0
 
 
 def test_drawdown_and_its_duration_on_a_known_path(tmp_path: Path) -> None:
