@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -45,6 +46,7 @@ def free_port() -> int:
 def serve() -> Iterator[Callable[..., str]]:
     """``serve(runs_dir, token=None) -> base_url``: the real app under uvicorn in a thread."""
     import uvicorn
+
     from telemetry.dashboard.app import build_app
 
     servers: list[tuple[Any, threading.Thread]] = []
@@ -103,3 +105,163 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# --- run logs for the dashboard's tests, written by the real bus and JSON Lines sink ---
+
+
+def reward(step: int) -> float:
+    """A made-up learning curve with noise, the same for every test."""
+    return round(math.sin(step / 7.0) + step / 20.0, 6)
+
+
+def loss(step: int) -> float:
+    return round(1.0 / (1.0 + step), 6)
+
+
+async def record_run(
+    folder: Path,
+    run_id: str,
+    *,
+    steps: int,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    tags: tuple[str, ...] = (),
+    group: str | None = None,
+) -> Path:
+    """A run folder whose log the real ``Bus`` wrote through a ``JsonlSink``: config,
+    hyperparameters, ``episode/reward`` and ``losses/loss`` per step, an evaluation every
+    10 steps, aggregates every 10 steps, an artifact."""
+    from sinks.jsonl import JsonlSink
+    from telemetry.aggregate import AggregateSpec
+    from telemetry.bus import Bus, RunInfo
+    from telemetry.events import ArtifactSaved, Evaluation, Hyperparameters
+
+    info = RunInfo(
+        name=name or run_id,
+        tags=tags,
+        group=group,
+        config={"trainer": "ppo", "seed": 0, **(config or {})},
+    )
+    bus = Bus(
+        run_id,
+        [JsonlSink(folder / "events.jsonl", run_id)],
+        run=info,
+        aggregate=AggregateSpec(every=10, axis="episode", keys=("episode/reward",)),
+        health_interval=None,
+    )
+    async with bus:
+        await bus.aemit(Hyperparameters, values={"lr": 0.001, **(config or {})})
+        for step in range(steps):
+            await bus.alog(
+                {"episode/reward": reward(step), "losses/loss": loss(step)},
+                step=step,
+                axis="episode",
+            )
+            if step % 10 == 9:
+                await bus.aemit(
+                    Evaluation,
+                    step=step,
+                    axis="episode",
+                    name="validation",
+                    values={"episode/reward": reward(step) + 0.5},
+                )
+        await bus.aemit(
+            ArtifactSaved,
+            name="checkpoint",
+            path="checkpoints/last.pt",
+            kind="checkpoint",
+            step=steps - 1,
+            axis="episode",
+            metadata={"episode": steps - 1},
+        )
+    return folder
+
+
+class LiveRun:
+    """A run still training: a real ``Bus`` with its JSON Lines sink open on a thread of its
+    own; ``log`` publishes from the caller's thread, as a trainer's worker thread does."""
+
+    def __init__(self, folder: Path, run_id: str) -> None:
+        self.folder = folder
+        self.run_id = run_id
+        self.bus: Any = None
+        self._opened = threading.Event()
+        self._stop: Any = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        import anyio
+
+        from sinks.jsonl import JsonlSink
+        from telemetry.bus import Bus, RunInfo
+
+        async def run() -> None:
+            self._stop = anyio.Event()
+            sink = JsonlSink(self.folder / "events.jsonl", self.run_id)
+            info = RunInfo(name=self.run_id, config={"trainer": "ppo"})
+            async with Bus(self.run_id, [sink], run=info, health_interval=None) as bus:
+                self.bus = bus
+                self.loop_token = anyio.lowlevel.current_token()
+                self._opened.set()
+                await self._stop.wait()
+
+        anyio.run(run)
+
+    def __enter__(self) -> LiveRun:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        if not self._opened.wait(10):
+            raise RuntimeError("the live run's bus did not open within 10 s")
+        return self
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        self.bus.log(values, step=step, axis="episode")
+
+    def __exit__(self, *exc: object) -> None:
+        import anyio.from_thread
+
+        anyio.from_thread.run_sync(self._stop.set, token=self.loop_token)
+        self._thread.join(timeout=15)
+
+
+def make_run(folder: Path, run_id: str, **options: Any) -> Path:
+    """``record_run`` from sync code (browser tests)."""
+    import anyio
+
+    anyio.run(lambda: record_run(folder, run_id, **options))
+    return folder
+
+
+def write_big_log(folder: Path, points: int) -> Path:
+    """A log of ``points`` steps of two keys, written with the codec directly (the bus
+    takes minutes for a million steps); the same lines the JSON Lines sink writes."""
+    from telemetry.codec import encode, header
+    from telemetry.events import Metrics, RunStarted
+
+    folder.mkdir(parents=True, exist_ok=True)
+    start = 1_800_000_000.0
+    with (folder / "events.jsonl").open("wb") as handle:
+        handle.write(header("big", start) + b"\n")
+        started = RunStarted(run_id="big", seq=1, time=start, name="big", project="p")
+        handle.write(encode(started) + b"\n")
+        lines = []
+        for step in range(points):
+            lines.append(
+                encode(
+                    Metrics(
+                        run_id="big",
+                        seq=step + 2,
+                        time=start + step * 0.01,
+                        step=step,
+                        axis="episode",
+                        values={"episode/reward": reward(step), "losses/loss": loss(step)},
+                    )
+                )
+            )
+            if len(lines) == 50_000:
+                handle.write(b"\n".join(lines) + b"\n")
+                lines = []
+        if lines:
+            handle.write(b"\n".join(lines) + b"\n")
+    return folder

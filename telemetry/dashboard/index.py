@@ -1,0 +1,128 @@
+"""The run folders and sweep folders under the dashboard's runs folder, cached per run."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from telemetry.dashboard.paths import PathRefused, relative_id, resolve_under
+from telemetry.dashboard.runstate import RunState
+from telemetry.reader import LOG_NAME
+
+SWEEP_META = "sweep.json"
+
+
+class NotFound(LookupError):
+    """An id that names no run (or sweep) under the runs folder."""
+
+
+class RunIndex:
+    """Finds runs and sweeps under ``root`` and keeps one ``RunState`` per run folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._runs: dict[str, RunState] = {}
+        self._sweeps: list[Path] = []
+        self._lock = threading.Lock()
+
+    def scan(self) -> list[RunState]:
+        """Every run folder under the root (following no symlink out of it), refreshed."""
+        found: list[Path] = []
+        sweeps: list[Path] = []
+        for folder, dirs, files in os.walk(self.root, followlinks=False):
+            dirs.sort()
+            if LOG_NAME in files:
+                found.append(Path(folder))
+            if SWEEP_META in files:
+                sweeps.append(Path(folder))
+        with self._lock:
+            self._sweeps = sweeps
+            states = [self._state(folder) for folder in found]
+        for state in states:
+            state.refresh(wait=False)  # a run another thread is reading shows what it has so far
+        return states
+
+    def _state(self, folder: Path) -> RunState:
+        run_id = relative_id(self.root, folder)
+        state = self._runs.get(run_id)
+        if state is None:
+            state = self._runs[run_id] = RunState(run_id, folder)
+        return state
+
+    def run(self, run_id: str) -> RunState:
+        """The refreshed state of the run ``run_id``; ``PathRefused`` outside the root."""
+        folder = resolve_under(self.root, run_id)
+        if not (folder / LOG_NAME).is_file():
+            raise NotFound(f"no run {run_id!r} under the runs folder")
+        with self._lock:
+            state = self._state(folder)
+        state.refresh()
+        return state
+
+    def listing(self) -> dict[str, Any]:
+        """The runs table: every run's summary, newest first, and every sweep's."""
+        runs = [state.summary() for state in self.scan()]
+        runs.sort(key=lambda row: row["start"] or 0.0, reverse=True)
+        return {"runs": runs, "sweeps": [sweep_summary(self.root, p) for p in self._sweeps]}
+
+    def nbytes(self) -> int:
+        return sum(state.metrics.nbytes() for state in self._runs.values())
+
+
+def sweep_summary(root: Path, folder: Path) -> dict[str, Any]:
+    """A sweep's row: its method and metric from sweep.yaml, its trials from results.jsonl."""
+    meta = _read_json(folder / SWEEP_META)
+    spec = _read_yaml(folder / "sweep.yaml")
+    found = spec.get("metric")
+    metric: dict[str, Any] = found if isinstance(found, dict) else {}
+    goal = metric.get("goal", "minimize")
+    results: list[dict[str, Any]] = []
+    try:
+        for line in (folder / "results.jsonl").read_bytes().splitlines():
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                results.append(row)
+    except OSError:
+        pass
+    bests = [r["best"] for r in results if isinstance(r.get("best"), (int, float))]
+    best = (max(bests) if goal == "maximize" else min(bests)) if bests else None
+    trials_dir = folder / "trials"
+    trials = len(list(trials_dir.iterdir())) if trials_dir.is_dir() else len(results)
+    return {
+        "id": relative_id(root, folder),
+        "sweep_id": meta.get("id", folder.name),
+        "method": spec.get("method"),
+        "metric": metric.get("name"),
+        "goal": goal,
+        "trials": trials,
+        "finished": len(results),
+        "best": best,
+    }
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        value = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+__all__ = ["NotFound", "PathRefused", "RunIndex", "sweep_summary"]
