@@ -1,0 +1,61 @@
+"""The collector's deliverer processes: one per run, started again if one dies."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from telemetry.collector.deliverer import RESTART_AFTER, spawn
+
+logger = structlog.get_logger("telemetry.collector")
+
+
+class Deliverers:
+    """Keeps a deliverer running for every run it was told of, until the run is delivered."""
+
+    def __init__(self, overrides: Sequence[str]) -> None:
+        self._overrides = list(overrides)
+        self._runs: set[Path] = set()
+        self._done: set[Path] = set()
+        self._children: dict[Path, subprocess.Popen[bytes]] = {}
+        self._restart_at: dict[Path, float] = {}
+
+    def want(self, run_dir: Path) -> None:
+        self._runs.add(run_dir)
+
+    def tend(self) -> None:
+        """Start what is missing, note what ended; called every round of the collector."""
+        now = time.monotonic()
+        for run_dir in self._runs - self._done:
+            child = self._children.get(run_dir)
+            if child is None:
+                if now >= self._restart_at.get(run_dir, 0.0):
+                    self._children[run_dir] = spawn(run_dir, self._overrides)
+                continue
+            code = child.poll()
+            if code is None:
+                continue
+            del self._children[run_dir]
+            if code == 0:
+                self._done.add(run_dir)  # delivered through its run_finished
+            else:
+                logger.warning("deliverer_died", run_dir=str(run_dir), status=code)
+                self._restart_at[run_dir] = now + RESTART_AFTER
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM every deliverer (each delivers what its log holds), kill what is late."""
+        for child in self._children.values():
+            child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in self._children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self._children.clear()
