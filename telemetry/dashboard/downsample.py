@@ -10,7 +10,9 @@ from tsdownsample import MinMaxLTTBDownsampler, NaNMinMaxLTTBDownsampler
 from telemetry.dashboard.columns import Column, Floats
 
 FULL_FACTOR = 4
-"""A range holding at most this many points per pixel is served at full resolution."""
+"""A range holding at most this many points per pixel is served at full resolution..."""
+FULL_POINTS = 20_000
+"""... and so is any range of at most this many points (uPlot draws them in milliseconds)."""
 
 
 def window(
@@ -29,7 +31,7 @@ def window(
     hi = x.size if end is None else min(int(np.searchsorted(x, end, "right")) + 1, x.size)
     x, y = x[lo:hi], y[lo:hi]
     total = int(x.size)
-    if total <= max(width * FULL_FACTOR, 2):
+    if total <= max(width * FULL_FACTOR, FULL_POINTS):
         return x, y, total, False
     finite = np.isfinite(y)
     downsampler = (

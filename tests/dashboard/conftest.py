@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import shutil
@@ -226,16 +227,29 @@ class LiveRun:
 
 
 def make_run(folder: Path, run_id: str, **options: Any) -> Path:
-    """``record_run`` from sync code (browser tests)."""
+    """``record_run`` from sync code, on a thread of its own (Playwright's sync API keeps an
+    event loop running on the test's thread)."""
     import anyio
 
-    anyio.run(lambda: record_run(folder, run_id, **options))
+    failures: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            anyio.run(lambda: record_run(folder, run_id, **options))
+        except BaseException as exc:  # handed to the test's thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join(timeout=30)
+    if failures:
+        raise failures[0]
     return folder
 
 
 def write_big_log(folder: Path, points: int) -> Path:
-    """A log of ``points`` steps of two keys, written with the codec directly (the bus
-    takes minutes for a million steps); the same lines the JSON Lines sink writes."""
+    """A log of ``points`` steps of two keys, formatted directly (the bus takes minutes for
+    a million steps): the bytes the JSON Lines sink writes, checked against the codec."""
     from telemetry.codec import encode, header
     from telemetry.events import Metrics, RunStarted
 
@@ -245,23 +259,27 @@ def write_big_log(folder: Path, points: int) -> Path:
         handle.write(header("big", start) + b"\n")
         started = RunStarted(run_id="big", seq=1, time=start, name="big", project="p")
         handle.write(encode(started) + b"\n")
-        lines = []
-        for step in range(points):
-            lines.append(
-                encode(
-                    Metrics(
-                        run_id="big",
-                        seq=step + 2,
-                        time=start + step * 0.01,
-                        step=step,
-                        axis="episode",
-                        values={"episode/reward": reward(step), "losses/loss": loss(step)},
-                    )
-                )
+        template = (
+            '{"type":"metrics","run_id":"big","seq":%d,"time":%r,"step":%d,"axis":"episode",'
+            '"values":{"episode/reward":%r,"losses/loss":%r}}'
+        )
+        for first in range(0, points, 100_000):
+            lines = [
+                template % (step + 2, start + step * 0.01, step, reward(step), loss(step))
+                for step in range(first, min(points, first + 100_000))
+            ]
+            handle.write("\n".join(lines).encode() + b"\n")
+        handle.flush()
+        with (folder / "events.jsonl").open("rb") as written:
+            lines = [line.rstrip(b"\n").decode() for line in itertools.islice(written, 2, 1002)]
+        for step in range(min(points, 1000)):  # the codec writes these very bytes
+            event = Metrics(
+                run_id="big",
+                seq=step + 2,
+                time=start + step * 0.01,
+                step=step,
+                axis="episode",
+                values={"episode/reward": reward(step), "losses/loss": loss(step)},
             )
-            if len(lines) == 50_000:
-                handle.write(b"\n".join(lines) + b"\n")
-                lines = []
-        if lines:
-            handle.write(b"\n".join(lines) + b"\n")
+            assert lines[step].encode() == encode(event), lines[step]
     return folder

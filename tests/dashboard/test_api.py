@@ -86,20 +86,20 @@ def test_series_equal_the_log(client: TestClient, runs: Path) -> None:
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A runs folder with one 20,000-step run."""
+    """A runs folder with one 50,000-step run."""
     root = tmp_path_factory.mktemp("big")
-    write_big_log(root / "big", 20_000)
+    write_big_log(root / "big", 50_000)
     return root
 
 
 def test_downsampling_is_bounded_and_keeps_min_and_max(big: Path) -> None:
-    """20,000 points to a 100-pixel chart: at most 100 points, the extremes and ends kept."""
+    """50,000 points to a 100-pixel chart: at most 100 points, the extremes and ends kept."""
     steps, values = log_points(big / "big", "episode/reward")
     with TestClient(build_app(big)) as client:
         series = client.get("/api/run/big/series?keys=episode/reward&width=100").json()
     line = series["series"]["episode/reward"]
     assert line["downsampled"]
-    assert line["total"] == 20_000
+    assert line["total"] == 50_000
     assert 50 <= len(line["x"]) <= 100
     assert min(values) in line["y"]
     assert max(values) in line["y"]
