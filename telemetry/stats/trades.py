@@ -45,7 +45,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import empyrical  # type: ignore[import-untyped]  # empyrical ships no stubs
 import numpy as np
 import numpy.typing as npt
 
@@ -142,6 +141,9 @@ def trade_statistics(
     ``pnl / capital``), mean_trade_return (mean ``pnl / (size * entry_price)``).
     A statistic without the trades to define it is NaN.
     """
+    # empyrical imports pandas and scipy (seconds): only the statistics need it, not the views.
+    import empyrical  # type: ignore[import-untyped]  # empyrical ships no stubs
+
     pnl = _pnl(trades)
     returns = capital_returns(trades, capital)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
@@ -204,10 +206,14 @@ def _pnl(trades: Sequence[TradeClosed]) -> F64:
 
 
 def _distribution(pnl: F64, bins: int) -> dict[str, Any]:
-    """Histogram of P&L on common edges, winners and the rest counted apart."""
+    """Histogram of P&L on about ``bins`` equal bins with an edge at 0, so that no bin holds
+    both wins and losses (but a trade at exactly 0, counted with the losses)."""
     if not len(pnl):
         return {"edges": [], "wins": [], "losses": []}
-    edges = np.histogram_bin_edges(pnl, bins=bins)
+    low, high = float(pnl.min()), float(pnl.max())
+    width = (high - low) / bins if high > low else max(abs(high), 1.0)
+    first, last = math.floor(low / width), math.floor(high / width) + 1
+    edges = np.arange(first, last + 1, dtype=np.float64) * width
     wins, _ = np.histogram(pnl[pnl > 0], bins=edges)
     rest, _ = np.histogram(pnl[pnl <= 0], bins=edges)
     return {"edges": edges.tolist(), "wins": wins.tolist(), "losses": rest.tolist()}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+import statistics
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,9 @@ def write_run(
             for trade in trades:
                 bus.emit(TradeClosed, **trade)
 
-    anyio.run(main)
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(anyio.run, main).result(timeout=60)
     return run_dir
 
 
@@ -76,3 +81,26 @@ def logged_trades(run_dir: Path) -> list[dict[str, Any]]:
     """The trade lines of the run's log, parsed with plain ``json`` (not our reader)."""
     lines = (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()
     return [row for row in map(json.loads, lines) if row["type"] == "trade"]
+
+
+def plain_statistics(rows: Sequence[Mapping[str, Any]], capital: float) -> dict[str, float]:
+    """The trade-level figures of the trade lines ``rows``, by ``trade_statistics``'s keys,
+    computed here with plain Python (risk ratios and drawdown apart)."""
+    pnl = [float(r["pnl"]) for r in rows]
+    wins = [p for p in pnl if p > 0]
+    losses = [p for p in pnl if p < 0]
+    return {
+        "trades": len(pnl),
+        "total_pnl": math.fsum(pnl),
+        "win_rate": len(wins) / len(pnl),
+        "profit_factor": sum(wins) / -sum(losses),
+        "average_win": statistics.fmean(wins),
+        "average_loss": statistics.fmean(losses),
+        "expectancy": statistics.fmean(pnl),
+        "largest_win": max(wins),
+        "largest_loss": min(losses),
+        "mean_return": statistics.fmean(pnl) / capital,
+        "mean_trade_return": statistics.fmean(
+            r["pnl"] / (r["size"] * r["entry_price"]) for r in rows
+        ),
+    }
