@@ -16,6 +16,7 @@ import ctypes
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ def _die_with_parent() -> None:
         pass
 
 
+_stopping = threading.Event()
+"""Set by SIGTERM/SIGINT, from the first moment of ``main`` (before the sinks load)."""
+
+
 async def _deliver(run_dir: Path, settings: CollectSettings) -> int:
     context = SinkContext(run_id=identify(run_dir).run_id, run_dir=run_dir, run_name=run_dir.name)
 
@@ -60,10 +65,8 @@ async def _deliver(run_dir: Path, settings: CollectSettings) -> int:
     async with anyio.create_task_group() as group:
 
         async def stop_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
-                    until.through(_last_seq(run_dir), within=settings.close_timeout)
-                    return
+            await anyio.to_thread.run_sync(_stopping.wait, abandon_on_cancel=True)
+            until.through(_last_seq(run_dir), within=settings.close_timeout)
 
         group.start_soon(stop_on_signal)
         report = await deliver_run(run_dir, build, until)
@@ -91,6 +94,8 @@ def spawn(run_dir: Path, overrides: Sequence[str]) -> subprocess.Popen[bytes]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: _stopping.set())
     _die_with_parent()
     configure_logging()
     settings = load_config(collect_config(), None, args[1:])

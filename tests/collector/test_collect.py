@@ -1,0 +1,123 @@
+"""The collector on loopback with a real redis-server: eight producers, a collector killed
+with ``kill -9`` and restarted, two ranks made one run, and the command's refusals."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from telemetry.collector.cli import collect
+from telemetry.reader import LogReader
+from tests.collector.common import (
+    Producer,
+    central_until,
+    check_wandb_history,
+    local_seqs,
+    origins,
+    start_collector,
+    start_producer,
+    stop,
+    wait_all,
+    wait_delivered,
+    wandb_rows,
+)
+from tests.collector.redis_server import free_port, redis_server
+from tests.fakes.wandb_file import config
+
+
+def _eight_producers(url: str, tmp: Path, steps: int, pause: float) -> list[Producer]:
+    """Six single-process runs and one run of two ranks."""
+    producers = [start_producer(url, tmp / f"p{i}", f"solo{i}", 0, steps, pause) for i in range(6)]
+    producers += [start_producer(url, tmp / f"dp{r}", "dp", r, steps, pause) for r in (0, 1)]
+    return producers
+
+
+def _lines(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+@pytest.mark.timeout(150)
+def test_eight_producers_survive_a_collector_killed_mid_stream(tmp_path: Path) -> None:
+    """Killed with kill -9 mid-stream and restarted, the collector leaves every event of
+    every run in the central logs once, in order, and in each run's wandb history once."""
+    out = tmp_path / "central"
+    with redis_server() as server:
+        url = server.url()
+        collector = start_collector(url, out, "wandb.mode=offline")
+        producers = _eight_producers(url, tmp_path, steps=400, pause=0.004)
+        deadline = time.monotonic() + 60
+        while _lines(out / "solo0" / "events.jsonl") < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        collector.send_signal(signal.SIGKILL)
+        collector.wait(timeout=10)
+        collector = start_collector(url, out, "wandb.mode=offline")
+        wait_all([p.process for p in producers], timeout=90)
+        expected = local_seqs(producers)
+        assert central_until(out, expected, timeout=30) == expected
+        wait_delivered(out, list(expected), timeout=60)
+        assert stop(collector) == 0
+        with server.client() as client:  # acknowledged and trimmed: nothing left behind
+            for key in client.scan_iter(match="rltelemetry:run:*"):
+                assert client.xlen(key) == 0
+    for run_id in expected:
+        check_wandb_history(out / run_id)
+
+
+@pytest.mark.timeout(120)
+def test_two_ranks_make_one_run_with_rank_zero_config_and_per_rank_keys(tmp_path: Path) -> None:
+    """Ranks 0 and 1 of one run become one central run: one run_started (rank 0's config),
+    rank 1's metrics and system information under rank1/, one wandb run holding both."""
+    out = tmp_path / "central"
+    with redis_server() as server:
+        collector = start_collector(server.url(), out, "wandb.mode=offline")
+        ranks = [start_producer(server.url(), tmp_path / f"r{r}", "ddp", r, 50, 0) for r in (0, 1)]
+        wait_all([p.process for p in ranks], timeout=60)
+        expected = local_seqs(ranks)
+        assert central_until(out, expected, timeout=30) == expected
+        wait_delivered(out, ["ddp"], timeout=60)
+        assert stop(collector) == 0
+    events = [e for _, _, e in origins(out / "ddp" / "events.jsonl")]
+    kinds = [e.type for e in events]
+    assert kinds.count("run_started") == kinds.count("run_finished") == 1
+    assert kinds[-1] == "run_finished"
+    started = next(e for e in events if e.type == "run_started")
+    assert started.config == {"rank": 0}  # type: ignore[union-attr]
+    keys = {k for e in events if e.type == "metrics" for k in e.values}  # type: ignore[union-attr]
+    assert keys == {
+        "losses/value",
+        "episode/reward",
+        "rank1/losses/value",
+        "rank1/episode/reward",
+    }
+    systems = [e.values for e in events if e.type == "system_info"]  # type: ignore[union-attr]
+    assert {"host": "rank-0"} in systems
+    assert {"rank1/host": "rank-1"} in systems
+    central_seqs = [e.seq for e in LogReader(out / "ddp")]  # restamped: 1, 2, 3...
+    assert central_seqs == list(range(1, len(central_seqs) + 1))
+    check_wandb_history(out / "ddp")
+    files = sorted((out / "ddp").rglob("run-*.wandb"))
+    assert config(files[0])["lr"] == 0.01
+    assert len(wandb_rows(out / "ddp")) >= 100
+
+
+def test_collect_refuses_a_bad_url_and_an_unreachable_broker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed broker URL or config is one line and status 2; no broker, one line and 1."""
+    assert collect("http://nowhere:1", out=tmp_path, overrides=[]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --broker must be a URL redis://HOST:PORT, got 'http://nowhere:1'"
+    ]
+    assert collect("redis://127.0.0.1:1", out=tmp_path, overrides=["sinks=[jsonl]"]) == 2
+    assert "sinks cannot list jsonl" in capsys.readouterr().err
+    port = free_port()
+    assert collect(f"redis://127.0.0.1:{port}", out=tmp_path, overrides=[]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"error: cannot reach the broker redis://127.0.0.1:{port}")
