@@ -16,7 +16,7 @@ from telemetry.dashboard.api import BadRequest, guarded
 from telemetry.dashboard.index import RunIndex
 from telemetry.reader import LogTail
 
-POLL_S = 0.1
+POLL_S = 0.05
 """How often a followed log is read: well inside the one second a new point may take."""
 RUNS_POLL_S = 1.0
 HEARTBEAT_S = 15.0

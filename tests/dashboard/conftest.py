@@ -129,10 +129,11 @@ async def record_run(
     config: dict[str, Any] | None = None,
     tags: tuple[str, ...] = (),
     group: str | None = None,
+    shift: float = 0.0,
 ) -> Path:
     """A run folder whose log the real ``Bus`` wrote through a ``JsonlSink``: config,
     hyperparameters, ``episode/reward`` and ``losses/loss`` per step, an evaluation every
-    10 steps, aggregates every 10 steps, an artifact."""
+    10 steps, aggregates every 10 steps, an artifact; ``shift`` moves the reward curve."""
     from sinks.jsonl import JsonlSink
     from telemetry.aggregate import AggregateSpec
     from telemetry.bus import Bus, RunInfo
@@ -155,7 +156,7 @@ async def record_run(
         await bus.aemit(Hyperparameters, values={"lr": 0.001, **(config or {})})
         for step in range(steps):
             await bus.alog(
-                {"episode/reward": reward(step), "losses/loss": loss(step)},
+                {"episode/reward": reward(step) + shift, "losses/loss": loss(step)},
                 step=step,
                 axis="episode",
             )
@@ -165,7 +166,7 @@ async def record_run(
                     step=step,
                     axis="episode",
                     name="validation",
-                    values={"episode/reward": reward(step) + 0.5},
+                    values={"episode/reward": reward(step) + shift + 0.5},
                 )
         await bus.aemit(
             ArtifactSaved,

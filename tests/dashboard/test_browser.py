@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +39,7 @@ def runs(tmp_path: Path) -> Path:
     """Two finished runs written by the real bus: different lr, 60 and 40 steps."""
     root = tmp_path / "runs"
     make_run(root / "run-a", "aaaa", steps=60, config={"lr": 0.001}, tags=("base",))
-    make_run(root / "run-b", "bbbb", steps=40, config={"lr": 0.01}, group="g1")
+    make_run(root / "run-b", "bbbb", steps=40, config={"lr": 0.01}, group="g1", shift=-1.0)
     return root
 
 
@@ -191,3 +192,32 @@ def test_a_malformed_line_shows_as_a_problem(
     problem = page.locator('[data-testid="problem"]').inner_text()
     assert problem.startswith(f"line {line}: not valid JSON")
     assert len(chart_data(page)[0]["x"]) == 40
+
+
+def twema(xs: list[float], ys: list[float], param: float) -> list[float]:
+    """W&B's documented time-weighted EMA, written here independently of the page's."""
+    weight = min(math.sqrt(param), 0.999)
+    span = (xs[-1] - xs[0]) or 1.0
+    out, total, debias = [], 0.0, 0.0
+    for i, y in enumerate(ys):
+        change = (xs[i] - xs[max(i - 1, 0)]) / span * 1000
+        decay = weight**change
+        total = total * decay + y
+        debias = debias * decay + 1
+        out.append(total / debias)
+    return out
+
+
+def test_smoothing_is_wandbs_time_weighted_ema(
+    serve: Callable[..., str], runs: Path, page: Any
+) -> None:
+    """The page's default smoothing equals W&B's formula on unevenly spaced points."""
+    xs = [0.0, 1.0, 2.0, 5.0, 6.0, 10.0, 30.0, 31.0]
+    ys = [1.0, 3.0, 2.0, 8.0, 7.0, 0.5, 4.0, 4.5]
+    page.goto(serve(runs))
+    smoothed = page.evaluate(
+        "async ([xs, ys]) => (await import('/static/smoothing.js')).twema(xs, ys, 0.6)",
+        [xs, ys],
+    )
+    assert smoothed == pytest.approx(twema(xs, ys, 0.6), rel=1e-12)
+    assert smoothed[0] == ys[0]  # the de-bias term: no pull toward zero

@@ -44,7 +44,8 @@ export async function render(root, arg) {
       });
       charts[key].update({ series: next }, min === null);
     };
-    charts[key] = makeChart(box, key, series, { smoothing: smoothingOf(settings), onZoom: zoom });
+    const xLabel = perRun.map((entries) => entries[key]?.axis).find(Boolean) || "step";
+    charts[key] = makeChart(box, key, series, { smoothing: smoothingOf(settings), onZoom: zoom, xLabel });
   }
   return () => Object.values(charts).forEach((c) => c.destroy());
 }

@@ -55,8 +55,8 @@ export async function render(root, id) {
     el("h3", {}, "Config"), keyValues(flat(details.config), "config"),
     el("h3", {}, "Hyperparameters"), keyValues(details.hyperparameters, "hyperparameters"),
     el("h3", {}, "System info"), keyValues(details.system_info, "system-info"),
-    el("h3", {}, "Artifacts"), artifactsTable(details.artifacts),
-    details.error ? el("p", { class: "error" }, details.error) : null);
+    el("h3", {}, "Artifacts"), artifactsTable(details.artifacts));
+  if (details.error) root.append(el("p", { class: "error", testid: "run-error" }, details.error));
 
   const sections = {};
   function boxFor(key) {
