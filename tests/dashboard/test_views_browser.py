@@ -1,0 +1,144 @@
+"""The sweep, health and trades pages in real Chromium: what they show equals the logs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dashboard.conftest import screenshot
+from tests.dashboard.test_views_api import make_runs
+from tests.reports.logs import logged_trades
+from tests.stats.test_sweeps import results
+
+WAIT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this
+    # one, and the runs are written by the real bus under anyio.run.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(make_runs, tmp_path_factory).result(timeout=180)
+
+
+def open_view(page: Any, base: str, hash_: str, ready: str) -> None:
+    """Open the page at ``hash_`` and wait (bounded) until ``ready`` is on it."""
+    page.goto(f"{base}/{hash_}")
+    page.locator(ready).first.wait_for(timeout=WAIT_MS)
+
+
+def chart_data(page: Any, testid: str) -> list[dict[str, Any]]:
+    """The series a chart was drawn from, read back from the page."""
+    data: list[dict[str, Any]] = page.evaluate(
+        f"document.querySelector('[data-testid=\"{testid}\"]').__chartData"
+    )
+    return data
+
+
+def test_the_sweep_page_shows_its_trials_with_stopped_ones_marked(
+    serve: Callable[..., str], page: Any, runs: Path
+) -> None:
+    """One row per trial with its outcome, a mark on exactly the stopped ones, a line per
+    trial in the parallel coordinates, importance bars and the best trial."""
+    base = serve(runs)
+    open_view(page, base, "#/sweep/sweeps%2Fgrid", '[data-testid="trial"]')
+    ended = sorted(results(runs / "sweeps" / "grid"), key=lambda r: r["trial"])
+    rows = page.locator('[data-testid="trial"]')
+    states = rows.evaluate_all("rs => rs.map(r => [Number(r.dataset.number), r.dataset.state])")
+    assert states == [[r["trial"], r["outcome"]] for r in ended]
+    marked = page.locator('[data-testid="trial"]:has([data-testid="stopped-mark"])')
+    stopped = [r["trial"] for r in ended if r["outcome"] == "stopped"]
+    assert stopped
+    assert marked.evaluate_all("rs => rs.map(r => Number(r.dataset.number))") == stopped
+    best = page.locator('[data-testid="trial-best"]').all_inner_texts()
+    assert [float(b) for b in best] == pytest.approx([r["best"] for r in ended], rel=1e-3)
+    lines = page.locator('[data-testid="parallel-line"]')
+    drawn = lines.evaluate_all("ls => ls.map(l => [Number(l.dataset.trial), l.dataset.state])")
+    assert sorted(drawn) == [[r["trial"], r["outcome"]] for r in ended]
+    dashed = lines.evaluate_all("ls => ls.map(l => l.getAttribute('stroke-dasharray'))")
+    assert dashed.count("6,4") == len(stopped)
+    bars = page.locator('[data-testid="importance-bar"]')
+    assert sorted(bars.evaluate_all("bs => bs.map(b => b.dataset.param)")) == ["kind", "x"]
+    winner = min(ended, key=lambda r: r["best"])["trial"]
+    assert page.locator('[data-testid="best"]').get_attribute("data-number") == str(winner)
+    in_end_order = [r["best"] for r in results(runs / "sweeps" / "grid")]
+    curve = chart_data(page, "best-so-far")
+    assert curve[0]["y"] == list(itertools.accumulate(in_end_order, min))
+    assert curve[1]["y"] == in_end_order
+    screenshot(page, "sweep")
+
+
+def test_the_health_page_flags_the_sink_that_is_behind(
+    serve: Callable[..., str], page: Any, runs: Path
+) -> None:
+    """The remote sink that was down is outlined as behind, with the log's pending counts;
+    the others are not; system charts, the alert and the log record are shown."""
+    base = serve(runs)
+    open_view(page, base, "#/health/pipeline", '[data-testid="sink-chart"]')
+    charts = page.locator('[data-testid="sink-chart"]')
+    flags = charts.evaluate_all("cs => cs.map(c => [c.dataset.sink, c.dataset.behind])")
+    assert sorted(flags) == [["jsonl", "false"], ["memory", "false"], ["remote", "true"]]
+    assert "spilled" in page.locator('[data-testid="sink-behind"]').inner_text()
+    lines = (runs / "pipeline" / "events.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    samples = [r for r in rows if r["type"] == "health"]
+    drawn = page.evaluate("[...document.querySelectorAll('[data-sink=\"remote\"]')][0].__chartData")
+    pending = next(s for s in drawn if s["label"] == "pending")
+    assert pending["y"] == [s["values"]["telemetry/remote/pending"] for s in samples]
+    assert pending["x"] == [s["time"] for s in samples]
+    system_keys = {k for r in rows if r.get("axis") == "system" for k in r["values"]}
+    drawn_keys = page.locator('[data-testid="system-chart"]').evaluate_all(
+        "cs => cs.map(c => c.dataset.key)"
+    )
+    assert sorted(drawn_keys) == sorted(system_keys)
+    assert page.locator('[data-testid="alerts-row"]').count() == 1
+    assert "not finite: losses/value" in page.locator('[data-testid="alerts"]').inner_text()
+    assert page.locator('[data-testid="records-row"]').count() == 1
+    screenshot(page, "health")
+
+
+def _bucket(time_of_day: float) -> int:
+    """The session hour (09:30 + k hours) a fraction of the 6.5-hour trading day falls in."""
+    return min(6, max(0, math.floor(time_of_day * 6.5)))
+
+
+def test_the_trades_page_draws_the_logs_trades(
+    serve: Callable[..., str], page: Any, runs: Path
+) -> None:
+    """Cumulative P&L, drawdown, the distribution, one point per trade, win rate by hour and
+    long against short are drawn with the values computed here from the log's trade lines."""
+    base = serve(runs)
+    open_view(page, base, "#/trades/trading", '[data-testid="chart-hour-win-rate"] svg')
+    trades = logged_trades(runs / "trading")
+    pnl = [t["pnl"] for t in trades]
+    curve = [0.0, *itertools.accumulate(pnl)]
+    assert chart_data(page, "chart-cumulative-pnl")[0]["y"] == pytest.approx(curve)
+    peaks = list(itertools.accumulate(curve, max))
+    drawdown = [c - p for c, p in zip(curve, peaks, strict=True)]
+    assert chart_data(page, "chart-drawdown")[0]["y"] == pytest.approx(drawdown)
+    wins, losses = chart_data(page, "chart-distribution")
+    assert (sum(wins["y"]), sum(losses["y"])) == (sum(p > 0 for p in pnl), sum(p <= 0 for p in pnl))
+    assert page.locator(
+        '[data-testid="chart-duration-return"] [data-testid="point"]'
+    ).count() == len(trades)
+    by_hour: list[list[float]] = [[] for _ in range(7)]
+    for trade in trades:
+        by_hour[_bucket(trade["time_of_day"])].append(trade["pnl"])
+    rate = [sum(p > 0 for p in hour) / len(hour) if hour else None for hour in by_hour]
+    assert chart_data(page, "chart-hour-win-rate")[0]["y"] == pytest.approx(rate)
+    hour_pnl = chart_data(page, "chart-hour-pnl")[0]["y"]
+    assert hour_pnl == pytest.approx([sum(hour) for hour in by_hour])
+    sides = chart_data(page, "chart-long-short-pnl")[0]
+    assert sides["x"] == ["long", "short"]
+    expected = [sum(t["pnl"] for t in trades if t["direction"] == d) for d in (1, -1)]
+    assert sides["y"] == pytest.approx(expected)
+    shown = page.locator('[data-testid="statistic"][data-key="trades"]').get_attribute("data-value")
+    assert shown == str(len(trades))
+    screenshot(page, "trades")
