@@ -91,5 +91,5 @@ def _trade(found: list[RunFolder], run_id: str | None) -> tuple[Report, str]:
                 "(trainer=erl publishes them)"
             )
     run = read_run(folder)
-    source = f"From the log {folder.path / LOG_NAME} ({len(trades)} trade events)."
+    source = f"From the log {folder.path / LOG_NAME} ({len(trades):,} trade events)."
     return trade_report(run, trades, source), f"trade-{folder.run_id}"

@@ -4,6 +4,8 @@
   "use strict";
 
   var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+  var INTEGER_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5,
+    5e5, 1e6, 2e6, 5e6, 1e7];
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var root = document.getElementById("report");
   // The drawn uPlot instances by chart id, for a reader (or a test) to inspect.
@@ -53,6 +55,7 @@
       // Several bar series overlap at full width: the histogram's never share a bin.
       opts.fill = color + "cc";
       opts.paths = uPlot.paths.bars({ size: [0.8, Infinity] });
+      opts.points = { show: false };
     } else if (s.kind === "points") {
       opts.paths = function () { return null; };
       opts.points = { show: true, size: 4, stroke: color, fill: color };
@@ -82,6 +85,7 @@
       xScale.range = function () { return [x[0] - half, x[x.length - 1] + half]; };
     }
     var xAxis = { label: item.x_label };
+    if (x.every(Number.isInteger)) xAxis.incrs = INTEGER_STEPS; // steps, trades: no 0.5 ticks
     if (item.x_ticks) {
       xAxis.splits = function () { return item.x_ticks.map(function (_, i) { return i; }); };
       xAxis.values = function (u, splits) {
