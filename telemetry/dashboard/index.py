@@ -62,7 +62,7 @@ class RunIndex:
             raise NotFound(f"no run {run_id!r} under the runs folder")
         with self._lock:
             state = self._state(folder)
-        state.refresh()
+        state.refresh_soon()
         return state
 
     def listing(self) -> dict[str, Any]:

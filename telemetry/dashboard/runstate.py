@@ -29,6 +29,8 @@ from telemetry.events import (
 from telemetry.reader import LOG_NAME, LogTail
 
 CHUNK_BYTES = 8 << 20
+BACKGROUND_BYTES = 4 << 20
+"""An unread part of a log larger than this is read in the background (about 25,000 lines)."""
 _LOWER_IS_BETTER = ("loss", "error", "mae", "rmse", "mse", "cost", "drawdown", "time")
 
 
@@ -89,6 +91,24 @@ class RunState:
             self._refresh()
         finally:
             self._refreshing.release()
+
+    def refresh_soon(self) -> None:
+        """Bring the state up to date for a request without making it wait for a long read.
+
+        A few chunks are read at once (a live run's new lines); a large unread part
+        (a first look at a million-point log) is read on a thread of its own while
+        the request answers with what is read so far (``details()["read"]`` says how far).
+        """
+        if self._refreshing.locked():
+            return
+        try:
+            size = self.log.stat().st_size
+        except OSError:
+            return
+        if size - self.offset <= BACKGROUND_BYTES:
+            self.refresh(wait=True)
+            return
+        threading.Thread(target=self.refresh, args=(False,), daemon=True).start()
 
     def _refresh(self) -> None:
         try:
@@ -250,6 +270,12 @@ class RunState:
             "has_alerts": self.has["alerts"],
         }
 
+    def _size(self) -> int:
+        try:
+            return self.log.stat().st_size
+        except OSError:
+            return self.offset
+
     def details(self) -> dict[str, Any]:
         """The run page's data besides its series."""
         return {
@@ -261,5 +287,6 @@ class RunState:
             "keys": self.keys(),
             "problems": self.problems[:1000],
             "offset": self.offset,
+            "read": {"offset": self.offset, "size": self._size()},
             "error": self.finished.error if self.finished else None,
         }

@@ -32,6 +32,14 @@ def client(runs: Path) -> Iterator[TestClient]:
         yield test_client
 
 
+def read_whole(client: TestClient, run_id: str) -> None:
+    """Wait (bounded) until the server has read the run's whole log."""
+    deadline = time.monotonic() + 60
+    while (read := client.get(f"/api/run/{run_id}").json()["read"])["offset"] < read["size"]:
+        assert time.monotonic() < deadline, "the server did not read the log within 60 s"
+        time.sleep(0.05)
+
+
 def log_points(folder: Path, key: str) -> tuple[list[float], list[float]]:
     """``(steps, values)`` of a metric key, read back with the log's own reader."""
     steps, values = [], []
@@ -96,6 +104,7 @@ def test_downsampling_is_bounded_and_keeps_min_and_max(big: Path) -> None:
     """50,000 points to a 100-pixel chart: at most 100 points, the extremes and ends kept."""
     steps, values = log_points(big / "big", "episode/reward")
     with TestClient(build_app(big)) as client:
+        read_whole(client, "big")
         series = client.get("/api/run/big/series?keys=episode/reward&width=100").json()
     line = series["series"]["episode/reward"]
     assert line["downsampled"]
@@ -107,10 +116,27 @@ def test_downsampling_is_bounded_and_keeps_min_and_max(big: Path) -> None:
     assert all(values[int(x)] == y for x, y in zip(line["x"], line["y"], strict=True))
 
 
+def test_a_large_unread_log_answers_at_once_with_how_far_it_read(big: Path) -> None:
+    """The first look at a large log does not wait for it to be read: it says how far
+    the server got, and the count reaches the whole log soon after."""
+    with TestClient(build_app(big)) as client:
+        asked = time.monotonic()
+        first = client.get("/api/run/big").json()
+        waited = time.monotonic() - asked
+        read_whole(client, "big")
+        done = client.get("/api/run/big").json()
+    assert waited < 2.0
+    assert (
+        first["read"]["offset"] < first["read"]["size"] == (big / "big/events.jsonl").stat().st_size
+    )
+    assert done["summary"]["metrics"]["episode/reward"]["count"] == 50_000
+
+
 def test_zoom_gives_full_resolution(big: Path) -> None:
     """A zoomed range holds every logged point in it (plus one either side)."""
     steps, values = log_points(big / "big", "episode/reward")
     with TestClient(build_app(big)) as client:
+        read_whole(client, "big")
         answer = client.get("/api/run/big/series?keys=episode/reward&width=100&start=5000&end=5199")
     line = answer.json()["series"]["episode/reward"]
     assert not line["downsampled"]

@@ -107,6 +107,13 @@ export async function render(root, id) {
   if (allKeys.length) await load(allKeys);
   else chartsRoot.append(el("p", { class: "muted", testid: "no-metrics" }, "no metrics yet"));
 
+  // A large log the server is still reading: draw what it has, redraw as it reads on,
+  // and only then follow the log live from where the reading ended.
+  const banner = el("p", { class: "muted", testid: "loading" });
+  let closed = false;
+  let live = null;
+  const reading = (d) => d.read.offset < d.read.size;
+
   // Live: the server pushes what is appended after the offset this page was drawn from.
   let pending = new Set();
   let frame = null;
@@ -119,7 +126,7 @@ export async function render(root, id) {
     fresh.forEach((k) => loading.add(k));
     if (fresh.length) load(fresh).finally(() => fresh.forEach((k) => loading.delete(k)));
   };
-  const live = stream(`/api/run/${runPath(id)}/events?after=${details.offset}`, (message) => {
+  const onMessage = (message) => {
     for (const event of message.events) {
       appendEvent(entries, event, settings.axis).forEach((k) => pending.add(k));
       if (event.type === "run_finished") { status.textContent = event.status; status.className = `status-${event.status}`; }
@@ -128,6 +135,25 @@ export async function render(root, id) {
     if (message.problems) getJSON(`/api/run/${runPath(id)}`).then((d) => problemSlot.replaceChildren(problemsBox(d.problems)));
     if (pending.size && frame === null) frame = setTimeout(flush, 20);
     document.body.dataset.liveOffset = String(message.offset);
-  });
-  return () => { live.close(); Object.values(charts).forEach((c) => c.destroy()); };
+  };
+
+  async function follow() {
+    let d = details;
+    if (reading(d)) chartsRoot.before(banner);
+    while (reading(d) && !closed) {
+      banner.textContent = `reading the log: ${Math.round((100 * d.read.offset) / d.read.size)}%`;
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      d = await getJSON(`/api/run/${runPath(id)}`);
+      const keys = Object.values(d.keys).flat();
+      if (keys.length && !closed) await load(keys);
+    }
+    banner.remove();
+    if (!closed) live = stream(`/api/run/${runPath(id)}/events?after=${d.offset}`, onMessage);
+  }
+  follow().catch((error) => { banner.textContent = `could not read the run: ${error.message}`; });
+  return () => {
+    closed = true;
+    if (live) live.close();
+    Object.values(charts).forEach((c) => c.destroy());
+  };
 }
