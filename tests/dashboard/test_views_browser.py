@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 from tests.dashboard.conftest import screenshot
 from tests.dashboard.test_views_api import make_runs
 from tests.reports.logs import logged_trades
-from tests.stats.test_sweeps import results
+from tests.stats.test_sweeps import ROOT, results, run_sweep
 
 WAIT_MS = 15_000
 
@@ -73,6 +76,32 @@ def test_the_sweep_page_shows_its_trials_with_stopped_ones_marked(
     assert curve[0]["y"] == list(itertools.accumulate(in_end_order, min))
     assert curve[1]["y"] == in_end_order
     screenshot(page, "sweep")
+
+
+def test_an_open_sweep_page_shows_a_trial_that_ends_later(
+    serve: Callable[..., str], page: Any, tmp_path: Path
+) -> None:
+    """With trials still waiting, the page looks again: a trial an agent runs while the page
+    is open shows as finished without a reload."""
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+        folder = pool.submit(run_sweep, tmp_path, "--count", "1").result(timeout=120)
+    base = serve(folder.parent.parent)
+    open_view(page, base, f"#/sweep/sweeps%2F{folder.name}", '[data-testid="trial"]')
+    finished = '[data-testid="trial"][data-state="finished"]'
+    assert page.locator(finished).count() == 1
+    assert page.locator('[data-testid="trial"][data-state="waiting"]').count() == 3
+    agent = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "agent", str(folder), "--count", "1"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert agent.returncode == 0, agent.stderr[-2000:]
+    page.wait_for_function(f"document.querySelectorAll('{finished}').length === 2", timeout=WAIT_MS)
+    assert page.locator('[data-testid="trial"][data-state="waiting"]').count() == 2
 
 
 def test_the_health_page_flags_the_sink_that_is_behind(

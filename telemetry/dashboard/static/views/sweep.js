@@ -121,8 +121,33 @@ function bestBox(data) {
     el("code", { testid: "best-config" }, Object.entries(b.params).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")));
 }
 
+const LIVE_MS = 3000;
+
 export async function render(root, id) {
-  const data = await getJSON(`/api/sweep/${runPath(id)}`);
+  let timer = null;
+  let chart = null;
+  let gone = false;
+  let shown = "";
+  async function draw() {
+    const data = await getJSON(`/api/sweep/${runPath(id)}`);
+    if (gone) return;
+    const text = JSON.stringify(data);
+    if (text !== shown) { // redrawn only when something changed: the page keeps its scroll
+      shown = text;
+      if (chart) chart.destroy();
+      root.replaceChildren();
+      chart = build(root, data);
+    }
+    // While trials run or wait, look again: a sweep is read from its files, not pushed.
+    const live = (data.counts.running || 0) + (data.counts.waiting || 0) > 0;
+    root.dataset.live = String(live);
+    if (live) timer = setTimeout(() => draw().catch(() => {}), LIVE_MS);
+  }
+  await draw();
+  return () => { gone = true; clearTimeout(timer); if (chart) chart.destroy(); };
+}
+
+function build(root, data) {
   const names = [...new Set(data.trials.flatMap((t) => Object.keys(t.params)))].sort();
   const counts = Object.entries(data.counts).map(([state, n]) => `${n} ${state}`).join(", ");
   const curve = el("div", { class: "chart", testid: "best-so-far" });
@@ -134,7 +159,8 @@ export async function render(root, id) {
       el("ul", {}, data.problems.map((p) => el("li", {}, `${p.file}${p.line ? ` line ${p.line}` : ""}: ${p.reason}`)))) : null),
     el("h3", {}, "Trials"), trialsTable(data, names),
     el("h3", {}, "Best configuration"), bestBox(data),
-    el("h3", {}, "Parameters against the metric"), parallelBox,
+    el("h3", {}, "Parameters against the metric"),
+    el("p", { class: "muted" }, "one line per trial with a value, green the best to red the worst; dashed: stopped early"), parallelBox,
     el("h3", {}, "Parameter importance (fANOVA)"), importanceBars(data.importance),
     el("h3", {}, "Best so far"), curve);
   parallelBox.append(parallelPlot(data.parallel, data.goal, Math.max(480, parallelBox.clientWidth - 12)));
@@ -144,5 +170,5 @@ export async function render(root, id) {
     series: [{ label: "best so far", x: b.order, y: b.best, color: "#2ca02c" },
       { label: "trial", kind: "points", x: b.order, y: b.value, color: "#1f77b4" }],
   });
-  return () => chart.destroy();
+  return chart;
 }
