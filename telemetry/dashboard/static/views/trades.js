@@ -91,9 +91,12 @@ function scatter(box, { durations, returns, wins, width = 560, height = 260 }) {
 }
 
 function statisticsTable(statistics) {
-  return el("table", { testid: "trade-statistics" }, el("tbody", {}, STATISTICS.map(([key, label]) =>
+  const labels = Object.fromEntries(STATISTICS);
+  const keys = [...STATISTICS.map(([key]) => key).filter((key) => key in statistics),
+    ...Object.keys(statistics).filter((key) => !(key in labels))];
+  return el("table", { testid: "trade-statistics" }, el("tbody", {}, keys.map((key) =>
     el("tr", { testid: "statistic", "data-key": key, "data-value": String(statistics[key]) },
-      el("td", {}, label), el("td", { class: "num" }, statistics[key] === null ? "n/a" : fmt(statistics[key]))))));
+      el("td", {}, labels[key] || key.replaceAll("_", " ")), el("td", { class: "num" }, statistics[key] === null ? "n/a" : fmt(statistics[key]))))));
 }
 
 function longShortTable(sides) {
