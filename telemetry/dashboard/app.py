@@ -87,7 +87,8 @@ def build_app(runs: Path, *, token: str | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Read every log once in the background, so the first page a user opens is quick.
-        threading.Thread(target=index.scan, name="dashboard-warm", daemon=True).start()
+        warm = threading.Thread(target=index.scan, args=(True,), name="dashboard-warm", daemon=True)
+        warm.start()
         yield
 
     routes: list[BaseRoute] = [

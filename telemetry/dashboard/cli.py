@@ -48,5 +48,12 @@ def serve(
 
     token = access_token(host, token)
     print(f"dashboard over {runs.resolve()} at {page_url(host, port, token)}", flush=True)
-    uvicorn.run(build_app(runs, token=token), host=host, port=port, log_level="warning")
+    # Open live streams (a browser tab) must not hold Ctrl-C up.
+    uvicorn.run(
+        build_app(runs, token=token),
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
     return 0

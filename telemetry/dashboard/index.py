@@ -31,8 +31,12 @@ class RunIndex:
         self._sweeps: list[Path] = []
         self._lock = threading.Lock()
 
-    def scan(self) -> list[RunState]:
-        """Every run folder under the root (following no symlink out of it), refreshed."""
+    def scan(self, wait: bool = False) -> list[RunState]:
+        """Every run folder under the root (following no symlink out of it), refreshed.
+
+        ``wait``: read every log here, one after the other (the start-up warming);
+        otherwise a large unread log is read in the background and shows what it has.
+        """
         found: list[Path] = []
         sweeps: list[Path] = []
         for folder, dirs, files in os.walk(self.root, followlinks=False):
@@ -45,7 +49,10 @@ class RunIndex:
             self._sweeps = sweeps
             states = [self._state(folder) for folder in found]
         for state in states:
-            state.refresh(wait=False)  # a run another thread is reading shows what it has so far
+            if wait:
+                state.refresh(wait=False)  # a run another thread is reading is left to it
+            else:
+                state.refresh_soon()
         return states
 
     def _state(self, folder: Path) -> RunState:
