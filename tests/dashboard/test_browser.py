@@ -73,6 +73,11 @@ def test_chart_values_equal_the_log(serve: Callable[..., str], runs: Path, page:
     assert "checkpoint" in page.locator('[data-testid="artifacts"]').inner_text()
     page.locator(CHART).hover()
     screenshot(page, "run")
+    times = [e.time for e in LogReader(runs / "run-a") if isinstance(e, Metrics)]
+    page.select_option('[data-testid="x-axis"]', "time")
+    page.wait_for_function(f"window.__charts[{KEY!r}].__chartData[0].x[0] > 1e9", timeout=5_000)
+    line = chart_data(page)[0]
+    assert (line["x"], line["y"]) == (times, values)
 
 
 def test_a_new_step_shows_within_a_second(

@@ -6,7 +6,14 @@ import { appendEvent, chartBox, fetchSeries, makeChart, seriesOf, seriesPath } f
 function controls(settings, redraw) {
   const axis = el("select", { testid: "x-axis", onchange: (e) => { settings.axis = e.target.value; redraw(true); } },
     el("option", { value: "step" }, "step"), el("option", { value: "time" }, "wall time"));
-  const mode = el("select", { testid: "smoothing", onchange: (e) => { settings.mode = e.target.value; redraw(false); } },
+  const mode = el("select", { testid: "smoothing", onchange: (e) => {
+    settings.mode = e.target.value;
+    // The EMA takes a weight in [0, 1); the running average a window of points.
+    settings.param = settings.mode === "avg" ? 10 : 0.6;
+    param.value = String(settings.param);
+    param.step = settings.mode === "avg" ? "1" : "0.05";
+    redraw(false);
+  } },
     el("option", { value: "ema" }, "time-weighted EMA"), el("option", { value: "avg" }, "running average"),
     el("option", { value: "none" }, "no smoothing"));
   const param = el("input", { type: "number", step: "0.05", min: "0", value: String(settings.param), testid: "smoothing-param",
@@ -61,6 +68,7 @@ export async function render(root, id) {
   const sections = {};
   function boxFor(key) {
     if (boxes[key]) return boxes[key];
+    chartsRoot.querySelector('[data-testid="no-metrics"]')?.remove();
     const namespace = key.includes("/") ? key.split("/")[0] : "";
     if (!sections[namespace]) {
       const grid = el("div", { class: "charts" });
