@@ -16,6 +16,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from telemetry.errors import LogFormatError
 from telemetry.events import Alert, Event, Health, LogRecord, Metrics
 from telemetry.reader import LogReader
@@ -28,6 +30,10 @@ GROWING = 3
 """A sink whose pending count rose over this many health samples in a row is behind."""
 RECORDS_KEPT = 1000
 """Log records returned at most (the last ones); the total is given beside them."""
+POINTS = 4000
+"""Health samples (and system samples per key) returned at most; past it they are thinned."""
+GAUGES = ("pending", "queued", f"{PREFIX}intake")
+"""Levels rather than counts: a thinned bucket keeps its highest, so a backlog never hides."""
 
 
 @dataclass(slots=True)
@@ -98,6 +104,42 @@ def behind_reasons(series: SinkSeries) -> list[str]:
     return reasons
 
 
+def thin(values: Sequence[Any], size: int, highest: bool) -> list[Any]:
+    """One value per bucket of ``size`` consecutive samples: the last (cumulative counts, as
+    they stand at the bucket's end), or the highest (levels such as pending)."""
+    if size <= 1:
+        return list(values)
+    out = []
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        if highest:
+            present = [v for v in chunk if v is not None]
+            out.append(max(present) if present else None)
+        else:
+            out.append(chunk[-1])
+    return out
+
+
+def bucket_size(count: int, points: int) -> int:
+    """Samples per bucket so that ``count`` samples make at most ``points``."""
+    return max(1, -(-count // max(1, points)))
+
+
+def _pick(series: dict[str, list[Any]], points: int) -> dict[str, list[Any]]:
+    """At most ``points`` of one system key, by min/max-LTTB (tsdownsample): its peaks and
+    troughs stay."""
+    if len(series["y"]) <= points:
+        return series
+    from tsdownsample import MinMaxLTTBDownsampler, NaNMinMaxLTTBDownsampler
+
+    x = np.asarray(series["time"], dtype=np.float64)
+    y = np.asarray([np.nan if v is None else v for v in series["y"]], dtype=np.float64)
+    finite = bool(np.isfinite(y).all())
+    sampler = MinMaxLTTBDownsampler() if finite else NaNMinMaxLTTBDownsampler()  # type: ignore[no-untyped-call]
+    keep = sampler.downsample(x, y, n_out=max(points, 4)).tolist()
+    return {name: [values[i] for i in keep] for name, values in series.items()}
+
+
 def system_series(metrics: Iterable[Metrics]) -> dict[str, dict[str, list[Any]]]:
     """Each ``system/`` key: its sample steps, times and values, in log order."""
     out: dict[str, dict[str, list[Any]]] = {}
@@ -149,8 +191,10 @@ class _Collected:
             self.records.append(event)
 
 
-def health_view(run_dir: Path) -> dict[str, Any]:
-    """Everything the health page and report show about the run folder at ``run_dir``."""
+def health_view(run_dir: Path, points: int = POINTS) -> dict[str, Any]:
+    """Everything the health page and report show about the run folder at ``run_dir``;
+    series of more than ``points`` samples are thinned (whether a sink is behind is
+    decided on every sample)."""
     found = _Collected()
     problems: list[dict[str, Any]] = []
     reader = LogReader(run_dir)
@@ -160,20 +204,23 @@ def health_view(run_dir: Path) -> dict[str, Any]:
     except LogFormatError as exc:  # not a log at all: say so, show nothing else
         problems.append({"line": 1, "reason": str(exc)})
     problems.extend({"line": p.line, "reason": p.reason} for p in reader.problems)
+    size = bucket_size(len(found.samples), points)
     sinks = []
     for series in sink_series(found.samples):
         reasons = behind_reasons(series)
-        sinks.append(
-            {"name": series.name, **series.values, "behind": bool(reasons), "reasons": reasons}
-        )
+        values = {k: thin(v, size, k in GAUGES) for k, v in series.values.items()}
+        sinks.append({"name": series.name, **values, "behind": bool(reasons), "reasons": reasons})
+    pipeline = {k: thin(v, size, k in GAUGES) for k, v in pipeline_series(found.samples).items()}
     rows = event_rows(found.records, RECORD_FIELDS)
     return {
-        "time": [s.time for s in found.samples],
-        "step": [s.step for s in found.samples],
+        "time": thin([s.time for s in found.samples], size, False),
+        "step": thin([s.step for s in found.samples], size, False),
+        "samples": len(found.samples),
+        "thinned": size > 1,
         "sinks": sinks,
         "behind": [s["name"] for s in sinks if s["behind"]],
-        "pipeline": pipeline_series(found.samples),
-        "system": system_series(found.metrics),
+        "pipeline": pipeline,
+        "system": {k: _pick(v, points) for k, v in system_series(found.metrics).items()},
         "alerts": event_rows(found.alerts, ALERT_FIELDS),
         "records": rows[-RECORDS_KEPT:],
         "records_total": len(rows),

@@ -114,6 +114,29 @@ def test_system_metrics_alerts_and_records_are_the_logs(run: Path) -> None:
     assert view["records"][0]["fields"]["lr"] == 0.5
 
 
+def test_a_long_run_is_thinned_without_hiding_a_backlog(run: Path) -> None:
+    """Past ``points`` samples, each bucket keeps its last count and its highest pending; the
+    behind flag still comes from every sample; system series keep their extremes."""
+    samples = logged(run, "health")
+    size = -(-len(samples) // 3)
+    buckets = [samples[i : i + size] for i in range(0, len(samples), size)]
+    view = health_view(run, points=3)
+    assert view["thinned"]
+    assert view["samples"] == len(samples)
+    assert view["time"] == [b[-1]["time"] for b in buckets]
+    remote = next(s for s in view["sinks"] if s["name"] == "remote")
+    key = "telemetry/remote/"
+    assert remote["spilled"] == [b[-1]["values"][key + "spilled"] for b in buckets]
+    assert remote["pending"] == [max(s["values"][key + "pending"] for s in b) for b in buckets]
+    assert view["behind"] == ["remote"]
+    system = [e for e in logged(run, "metrics") if e["axis"] == "system"]
+    memory = [e["values"]["system/process_memory_mib"] for e in system]
+    kept = health_view(run, points=4)["system"]["system/process_memory_mib"]["y"]
+    assert len(memory) >= 6  # the run sampled for longer than 0.3 s
+    assert len(kept) == 4
+    assert {min(memory), max(memory)} <= set(kept)
+
+
 def test_a_malformed_line_is_a_problem_and_the_rest_is_read(run: Path, tmp_path: Path) -> None:
     """A line that is not JSON is listed by its number; every health sample is still there."""
     copy = tmp_path / "copy"
