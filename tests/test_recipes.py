@@ -200,4 +200,4 @@ def test_unknown_names_list_the_added_ones(modules: Path) -> None:
     assert "trainer must be one of erl, ppo, amp, toy, got 'nope'" in result.stderr
     result = _cli(modules, "train", "trainer=toy", "sinks=[nope]")
     assert result.returncode == 2
-    assert "known sinks: console, jsonl, memory, mine, tensorboard, wandb" in result.stderr
+    assert "known sinks: console, jsonl, memory, mine, redis, tensorboard, wandb" in result.stderr
