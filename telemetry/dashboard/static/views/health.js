@@ -40,7 +40,9 @@ const LEVEL_STYLE = { ERROR: "color:#b00;font-weight:600", WARN: "color:#b36b00"
 const level = (row) => el("span", { style: LEVEL_STYLE[String(row.level).toUpperCase()] || null }, row.level);
 
 export async function render(root, id) {
+  root.append(el("p", { class: "muted", testid: "loading" }, "reading the log…"));
   const data = await getJSON(`/api/run/${runPath(id)}/health`);
+  root.replaceChildren();
   const charts = [];
   const banner = data.behind.length
     ? el("p", { class: "problems", testid: "behind" }, el("strong", {}, "behind: "), data.behind.join(", "))

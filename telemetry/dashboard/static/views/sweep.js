@@ -143,6 +143,7 @@ export async function render(root, id) {
     root.dataset.live = String(live);
     if (live) timer = setTimeout(() => draw().catch(() => {}), LIVE_MS);
   }
+  root.append(el("p", { class: "muted", testid: "loading" }, "reading the sweep…"));
   await draw();
   return () => { gone = true; clearTimeout(timer); if (chart) chart.destroy(); };
 }

@@ -107,7 +107,9 @@ function longShortTable(sides) {
 }
 
 export async function render(root, id) {
+  root.append(el("p", { class: "muted", testid: "loading" }, "reading the log…"));
   const data = await getJSON(`/api/run/${runPath(id)}/trades`);
+  root.replaceChildren();
   const v = data.views;
   root.append(el("h2", {}, "trades ", el("a", { href: `#/run/${encodeURIComponent(id)}`, style: "font-size:14px" }, id)),
     el("p", { class: "muted", testid: "trade-count" }, `${v.count} trades`));
