@@ -1,4 +1,4 @@
-"""The report tests' fixtures: Chromium from the dashboard's tests, and one runs folder."""
+"""The report tests' runs folder: two runs written by the real bus and log, and a real sweep."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.dashboard.conftest import browser, page  # noqa: F401  # the shared Chromium fixtures
 from tests.reports.logs import random_trades, write_run
 from tests.stats.test_sweeps import shared_sweep
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pytest
 from telemetry.errors import ConfigError
 from telemetry.reports.cli import make_report
 from telemetry.reports.trade import STATISTICS
+from tests.dashboard.conftest import need
 from tests.reports.logs import logged_trades, plain_statistics
 from tests.stats.test_sweeps import results
 
@@ -114,6 +118,8 @@ def test_performance_report_compares_the_last_runs(runs: Path, tmp_path: Path) -
             assert number(best[key][column]) == pytest.approx(pick(values), rel=1e-5)
     differences = {row[0]: row[1:] for row in table(text, "Config differences")}
     assert differences == {"erl.actor_lr": ["0.001", "0.0003"], "seed": ["1", "2"]}
+    ending = report("performance", runs, tmp_path / "one", run_id="aaaa1111", limit=1)
+    assert [row[1] for row in table(ending.read_text(), "Runs compared")] == ["aaaa1111"]
 
 
 def _series(run_dir: Path) -> dict[str, list[float]]:
@@ -147,40 +153,38 @@ def test_sweep_report_shows_trials_importance_and_best_config(runs: Path, tmp_pa
     assert report("sweep", runs, tmp_path, run_id=sweep_id) == path
 
 
-@pytest.mark.parametrize("kind", ["trade", "performance", "sweep"])
-def test_html_report_opens_offline_from_disk_and_draws_its_charts(
-    runs: Path, tmp_path: Path, page: Any, kind: str
+def test_html_reports_open_offline_from_disk_and_draw_their_charts(
+    runs: Path, tmp_path: Path
 ) -> None:
-    """One file, no request but itself, every chart a drawn uPlot canvas, no console error."""
-    path = report(kind, runs, tmp_path, fmt="html")
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]
-    requested: list[str] = []
-    page.context.set_offline(True)
-
-    def refuse(route: Any) -> None:
-        requested.append(route.request.url)
-        route.abort()
-
-    page.context.route(re.compile(r"^(?!file:).*"), refuse)
-    page.on("request", lambda request: requested.append(request.url))
-    page.goto(path.as_uri())
-    page.wait_for_selector("body[data-drawn]", timeout=10_000)
-    charts = page.evaluate("JSON.parse(document.getElementById('report-data').textContent)")
-    expected = [i["id"] for s in charts["sections"] for i in s["items"] if i["type"] == "chart"]
-    assert page.evaluate("Object.keys(window.reportCharts)") == expected
-    inked = page.evaluate(
-        """() => [...document.querySelectorAll('.chart canvas')].map(c => {
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })"""
+    """One file each, no request but itself, every chart a drawn uPlot canvas, no console error,
+    the trade report's P&L curve plotting the log's numbers."""
+    need("chromium", shutil.which("chromium") is not None, "apt-get install chromium")
+    paths = [report(kind, runs, tmp_path, fmt="html") for kind in ("trade", "performance", "sweep")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("browse.py")), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    assert len(inked) == len(expected)
-    assert all(n > 500 for n in inked), inked
-    assert requested == [path.as_uri()]
-    if kind == "trade":
-        plotted = page.evaluate("window.reportCharts['cumulative-pnl'].data[1]")
-        pnl = [r["pnl"] for r in logged_trades(runs / FIRST)]
-        assert plotted == pytest.approx(np.concatenate(([0.0], np.cumsum(pnl))).tolist())
-        assert page.get_by_test_id("table-statistics").locator("tr").count() == 16
+    assert done.returncode == 0, done.stderr[-3000:]
+    pages = json.loads(done.stdout)
+    for path in paths:
+        seen = pages[str(path)]
+        assert seen["errors"] == []
+        assert seen["requested"] == [path.as_uri()]
+        sections = seen["data"]["sections"]
+        expected = [i["id"] for s in sections for i in s["items"] if i["type"] == "chart"]
+        assert expected
+        assert seen["charts"] == expected
+        assert len(seen["ink"]) == len(expected)
+        assert all(n > 500 for n in seen["ink"]), seen["ink"]
+    trade = pages[str(paths[0])]
+    pnl = [r["pnl"] for r in logged_trades(runs / FIRST)]
+    curve = np.concatenate(([0.0], np.cumsum(pnl))).tolist()
+    assert trade["plotted"]["cumulative-pnl"][1] == pytest.approx(curve)
+    assert trade["tables"]["table-statistics"] == 1 + len(STATISTICS)
 
 
 @pytest.mark.parametrize(
