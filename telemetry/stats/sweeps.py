@@ -60,7 +60,8 @@ def read_results(path: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
             try:
                 record = json.loads(raw)
             except ValueError as exc:
-                problems.append(Problem(number, f"not valid JSON ({exc})"))
+                if raw.endswith(b"\n"):  # else the agent is writing it now: next time
+                    problems.append(Problem(number, f"not valid JSON ({exc})"))
                 continue
             if not isinstance(record, dict) or not isinstance(record.get("trial"), int):
                 problems.append(Problem(number, "not a trial record (no integer 'trial')"))
@@ -85,7 +86,7 @@ def trials_from_results(records: Sequence[dict[str, Any]]) -> list[Trial]:
         found[number] = Trial(
             number=number,
             state=str(record.get("outcome") or "failed"),
-            params=dict(record.get("params") or {}),
+            params=dict(params) if isinstance(params := record.get("params"), dict) else {},
             best=_number(record.get("best")),
             last=_number(record.get("last")),
             values=values if isinstance(values, int) and not isinstance(values, bool) else None,
