@@ -1,8 +1,8 @@
 """Opens HTML reports in Debian's Chromium, offline, and prints what each page drew, as JSON.
 
-Run as a process of its own (``python tests/reports/browse.py FILE...``): Playwright's
-sync API allows one session per thread, and the dashboard's tests keep theirs open for
-the whole test session.
+Run as a process of its own (``python -m tests.reports.browse FILE...`` from the
+repository): Playwright's sync API allows one session per thread, and the dashboard's
+tests keep theirs open for the whole test session.
 """
 
 from __future__ import annotations
@@ -15,15 +15,8 @@ from typing import Any
 
 from playwright.sync_api import Page, Route, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS
+
 INK = """() => [...document.querySelectorAll('.chart canvas')].map(c => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })"""
@@ -63,7 +56,7 @@ def inspect(page: Page, path: Path) -> dict[str, Any]:
 def main(paths: list[str]) -> None:
     found = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for path in paths:
             context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
             found[path] = inspect(context.new_page(), Path(path))

@@ -162,7 +162,8 @@ def test_html_reports_open_offline_from_disk_and_draw_their_charts(
     paths = [report(kind, runs, tmp_path, fmt="html") for kind in ("trade", "performance", "sweep")]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("browse.py")), *map(str, paths)],
+        [sys.executable, "-m", "tests.reports.browse", *map(str, paths)],
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=120,
