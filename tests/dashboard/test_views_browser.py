@@ -76,6 +76,12 @@ def test_the_sweep_page_shows_its_trials_with_stopped_ones_marked(
     assert curve[0]["y"] == list(itertools.accumulate(in_end_order, min))
     assert curve[1]["y"] == in_end_order
     screenshot(page, "sweep")
+    page.locator("th", has_text="best loss").click()  # sorts the table by the objective
+    order = rows.evaluate_all("rs => rs.map(r => Number(r.dataset.number))")
+    assert order == [r["trial"] for r in sorted(ended, key=lambda r: r["best"])]
+    rows.first.hover()  # brings that trial's line forward
+    line = page.locator(f'[data-testid="parallel-line"][data-trial="{order[0]}"]')
+    assert line.get_attribute("stroke-width") == "4"
 
 
 def test_an_open_sweep_page_shows_a_trial_that_ends_later(

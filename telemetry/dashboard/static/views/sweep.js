@@ -21,18 +21,46 @@ function stateCell(trial) {
     el("span", { class: "tag", testid: "stopped-mark", title: "stopped early by the sweep's early_terminate" }, "stopped early"));
 }
 
-function trialsTable(data, names) {
-  const head = ["trial", "state", ...names, `best ${data.metric || ""}`, "last", "values", "duration", "run"];
-  const rows = data.trials.map((t) => el("tr", {
+// Hovering a trial's row brings its line forward in the parallel coordinates.
+function highlight(root, number) {
+  root.querySelectorAll('[data-testid="parallel-line"]').forEach((line) => {
+    const mine = line.dataset.trial === String(number);
+    line.setAttribute("opacity", number === null || mine ? 0.85 : 0.15);
+    line.setAttribute("stroke-width", mine ? 4 : 2);
+  });
+}
+
+const SORT_KEYS = { trial: (t) => t.number, state: (t) => t.state, values: (t) => t.values, duration: (t) => t.duration, last: (t) => t.last };
+
+function trialsTable(root, data, names) {
+  const keyOf = (h) => SORT_KEYS[h] || (h.startsWith("best") ? (t) => t.best : (t) => t.params[h]);
+  const head = ["trial", "state", ...names, `best ${data.metric || ""}`, "last", "values", "duration"];
+  const row = (t) => el("tr", {
     testid: "trial", "data-number": String(t.number), "data-state": t.state,
     style: t.stopped ? "background:#fff6ec" : t.number === data.best?.number ? "background:#eefaf0" : null,
+    onmouseenter: () => highlight(root, t.number), onmouseleave: () => highlight(root, null),
   },
   el("td", { class: "num" }, t.number), stateCell(t),
   names.map((n) => el("td", { class: typeof t.params[n] === "number" ? "num" : null }, fmt(t.params[n]))),
   el("td", { class: "num", testid: "trial-best" }, fmt(t.best)), el("td", { class: "num" }, fmt(t.last)),
   el("td", { class: "num" }, fmt(t.values)), el("td", { class: "num" }, duration(t.duration)),
-  el("td", {}, t.run_id ? el("a", { href: `#/run/${encodeURIComponent(t.run_id)}` }, "run") : "")));
-  return el("table", { testid: "trials" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows));
+  el("td", {}, t.run_id ? el("a", { href: `#/run/${encodeURIComponent(t.run_id)}` }, "run") : ""));
+  const body = el("tbody", {}, data.trials.map(row));
+  let sorted = { by: "trial", up: true };
+  // Click a heading to sort by it (again: the other way); empty values go last.
+  const sortBy = (h) => {
+    sorted = { by: h, up: sorted.by === h ? !sorted.up : true };
+    const key = keyOf(h);
+    const trials = [...data.trials].sort((a, b) => {
+      const [x, y] = [key(a), key(b)];
+      if (x === null || x === undefined) return 1;
+      if (y === null || y === undefined) return -1;
+      return (x < y ? -1 : x > y ? 1 : 0) * (sorted.up ? 1 : -1);
+    });
+    body.replaceChildren(...trials.map(row));
+  };
+  const heads = head.map((h) => el("th", { class: "sortable", onclick: () => sortBy(h) }, h));
+  return el("table", { testid: "trials" }, el("thead", {}, el("tr", {}, heads, el("th", {}, "run"))), body);
 }
 
 // Where a value sits on its axis, 0 (bottom) to 1 (top).
@@ -158,7 +186,7 @@ function build(root, data) {
     el("p", { class: "muted", testid: "sweep-summary" }, `${data.method || "?"} · ${data.goal} ${data.metric || "(no metric)"} · ${counts || "no trials yet"}`),
     el("div", {}, data.problems.length ? el("div", { class: "problems", testid: "problems", "data-count": String(data.problems.length) },
       el("ul", {}, data.problems.map((p) => el("li", {}, `${p.file}${p.line ? ` line ${p.line}` : ""}: ${p.reason}`)))) : null),
-    el("h3", {}, "Trials"), trialsTable(data, names),
+    el("h3", {}, "Trials"), trialsTable(root, data, names),
     el("h3", {}, "Best configuration"), bestBox(data),
     el("h3", {}, "Parameters against the metric"),
     el("p", { class: "muted" }, "one line per trial with a value, green the best to red the worst; dashed: stopped early"), parallelBox,
