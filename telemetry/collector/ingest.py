@@ -207,9 +207,8 @@ class Ingest:
             log.append(name.rank, events)
             self.written += len(events)
             now_held = log.held.get(name.rank, 0)
-            for entry, _ in entries:
-                if seq_of(entry) <= now_held and entry not in done:
-                    done.append(entry)
+            settled = set(done)
+            done += [e for e, _ in entries if seq_of(e) <= now_held and e not in settled]
             for entry in done:
                 backlog.pop(seq_of(entry), None)
         if done:
