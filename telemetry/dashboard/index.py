@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,23 @@ class RunIndex:
         self._runs: dict[str, RunState] = {}
         self._sweeps: list[Path] = []
         self._lock = threading.Lock()
+        # One thread reads large logs, one after the other: reading twenty at once would
+        # only share the GIL and hold twenty chunks of decoded events in memory.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-read")
+        self._queued: set[str] = set()
+
+    def read_later(self, state: RunState) -> None:
+        """Queue a run whose log has a large unread part for the reader thread."""
+        with self._lock:
+            if state.id in self._queued:
+                return
+            self._queued.add(state.id)
+        self._reader.submit(self._read, state)
+
+    def _read(self, state: RunState) -> None:
+        with self._lock:
+            self._queued.discard(state.id)
+        state.refresh(wait=False)
 
     def scan(self, wait: bool = False) -> list[RunState]:
         """Every run folder under the root (following no symlink out of it), refreshed.
@@ -52,7 +70,7 @@ class RunIndex:
             if wait:
                 state.refresh(wait=False)  # a run another thread is reading is left to it
             else:
-                state.refresh_soon()
+                state.refresh_soon(self.read_later)
         return states
 
     def _state(self, folder: Path) -> RunState:
@@ -69,7 +87,7 @@ class RunIndex:
             raise NotFound(f"no run {run_id!r} under the runs folder")
         with self._lock:
             state = self._state(folder)
-        state.refresh_soon()
+        state.refresh_soon(self.read_later)
         return state
 
     def listing(self) -> dict[str, Any]:

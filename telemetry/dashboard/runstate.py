@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from telemetry.events import (
 )
 from telemetry.reader import LOG_NAME, LogTail
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20
 BACKGROUND_BYTES = 4 << 20
 """An unread part of a log larger than this is read in the background (about 25,000 lines)."""
 _LOWER_IS_BETTER = ("loss", "error", "mae", "rmse", "mse", "cost", "drawdown", "time")
@@ -92,12 +93,13 @@ class RunState:
         finally:
             self._refreshing.release()
 
-    def refresh_soon(self) -> None:
+    def refresh_soon(self, background: Callable[[RunState], None]) -> None:
         """Bring the state up to date for a request without making it wait for a long read.
 
         A few chunks are read at once (a live run's new lines); a large unread part
-        (a first look at a million-point log) is read on a thread of its own while
-        the request answers with what is read so far (``details()["read"]`` says how far).
+        (a first look at a million-point log) is handed to ``background`` (the index's
+        one reader thread) while the request answers with what is read so far
+        (``details()["read"]`` says how far).
         """
         if self._refreshing.locked():
             return
@@ -107,8 +109,8 @@ class RunState:
             return
         if size - self.offset <= BACKGROUND_BYTES:
             self.refresh(wait=True)
-            return
-        threading.Thread(target=self.refresh, args=(False,), daemon=True).start()
+        else:
+            background(self)
 
     def _refresh(self) -> None:
         try:

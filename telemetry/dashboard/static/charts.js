@@ -63,6 +63,8 @@ export function lineChart(el, options) {
       width: Math.max(300, el.clientWidth || 600),
       height: current.height || 220,
       scales: { x: { time: !!current.xTime } },
+      // Wide enough for the longest tick label (uPlot's default cuts 50,000 to "0,000").
+      axes: [{}, { size: (u, values) => (values ? Math.max(...values.map((v) => String(v).length)) * 7 + 24 : 50) }],
       series: [{ label: current.xLabel || "x" }, ...configs],
       bands,
       legend: { live: true },
