@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from telemetry.errors import ConfigError, LogFormatError
+from telemetry.errors import ConfigError, LogFormatError, write_failure
 from telemetry.reader import LOG_NAME
 from telemetry.reports.document import Report
 from telemetry.reports.runs import RunFolder, find_runs, pick_run, read_run
@@ -34,6 +34,15 @@ def make_report(
         report, stem = _build(kind, runs, run_id, limit)
     except LogFormatError as exc:
         raise ConfigError(f"--runs: {exc}") from None
+    try:
+        return _write(report, fmt, output_dir, stem)
+    except OSError as exc:
+        raise ConfigError(
+            f"--output-dir: cannot write {output_dir}: {write_failure(exc)}"
+        ) from None
+
+
+def _write(report: Report, fmt: str, output_dir: Path, stem: str) -> Path:
     # Each kind and format imports only what it needs: matplotlib, empyrical (pandas,
     # scipy) and optuna take seconds each to import.
     if fmt == "md":

@@ -226,3 +226,12 @@ def test_an_empty_runs_folder_is_refused(tmp_path: Path, kind: str, message: str
         report(kind, empty, tmp_path / "out")
     with pytest.raises(ConfigError, match="is not a folder"):
         report(kind, tmp_path / "missing", tmp_path / "out")
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused(runs: Path, tmp_path: Path) -> None:
+    """--output-dir naming a file says so in one line."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    refused = r"^--output-dir: cannot write .*: a part of its path is a file, not a folder$"
+    with pytest.raises(ConfigError, match=refused):
+        report("trade", runs, blocker / "out", fmt="html")
