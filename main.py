@@ -23,6 +23,7 @@ from agents.sim_settings import sim_setting_names
 from sinks.registry import LOG_SINK
 from sinks.settings import build_sinks, validate_sinks
 from sinks.settings import with_sections as sink_with_sections
+from telemetry import commands as commands_more
 from telemetry.alerts import AlertsSection, until_stop_requested
 from telemetry.bus import Bus, CloseReport
 from telemetry.checks import COUNT, TIMEOUT, Interval, check_number, check_numbers
@@ -353,6 +354,7 @@ def _parser(run_schema: type[Any]) -> argparse.ArgumentParser:
     analyze_cmd.add_argument(
         "--log-to", default="", metavar="SINKS", help="sinks to publish to, e.g. wandb,tensorboard"
     )
+    commands_more.add_commands(commands)
     return parser
 
 
@@ -384,7 +386,7 @@ def cli(argv: list[str] | None = None) -> int:
         # KEY=VALUE overrides given after an option (argparse stops collecting them there).
         listed = "rest" if args.command in ("sweep", "agent") else "overrides"
         if any(item.startswith("-") or "=" not in item for item in extra) or (
-            extra and args.command == "analyze"
+            extra and args.command in ("analyze", "dashboard", "report")
         ):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if extra:
@@ -404,6 +406,8 @@ def _command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
         return _sweep_command(args, OwnTrain(schema))
     if args.command == "analyze":
         return _analyze_command(args, schema)
+    if args.command in commands_more.NAMES:
+        return commands_more.run(args)
     if args.command == "train":
         config = load_train_config(args.config, args.overrides, schema)
         config.validate()
