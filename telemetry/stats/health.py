@@ -178,8 +178,11 @@ class _Collected:
     metrics: list[Metrics] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     records: list[LogRecord] = field(default_factory=list)
+    last_seq: int = 0
+    """The last event read: a page following the log from before it skips up to here."""
 
     def add(self, event: Event) -> None:
+        self.last_seq = event.seq
         if isinstance(event, Health):
             self.samples.append(event)
         elif isinstance(event, Metrics):
@@ -216,6 +219,8 @@ def health_view(run_dir: Path, points: int = POINTS) -> dict[str, Any]:
         "time": thin([s.time for s in found.samples], size, False),
         "step": thin([s.step for s in found.samples], size, False),
         "samples": len(found.samples),
+        "last_seq": found.last_seq,
+        "growing": GROWING,
         "thinned": size > 1,
         "sinks": sinks,
         "behind": [s["name"] for s in sinks if s["behind"]],

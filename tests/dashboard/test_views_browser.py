@@ -8,13 +8,20 @@ import math
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from sinks.jsonl import JsonlSink
+from telemetry.alerts import AlertRule, AlertSpec
+from telemetry.bus import Bus
+from tests.conftest import OutageSink
 from tests.dashboard.conftest import screenshot
 from tests.dashboard.test_views_api import make_runs
 from tests.reports.logs import logged_trades
@@ -137,6 +144,56 @@ def test_the_health_page_flags_the_sink_that_is_behind(
     assert "not finite: losses/value" in page.locator('[data-testid="alerts"]').inner_text()
     assert page.locator('[data-testid="records-row"]').count() == 1
     screenshot(page, "health")
+
+
+def _train_until(folder: Path, stop: threading.Event, nan: threading.Event) -> None:
+    """A run publishing until ``stop``, health every 0.1 s, a remote sink down; one NaN
+    (an alert) once ``nan`` is set."""
+
+    async def main() -> None:
+        log = JsonlSink(folder / "events.jsonl", "live01")
+        rules = AlertSpec(rules=(AlertRule(key="losses/*", when="nan"),))
+        sinks: list[Any] = [log, OutageSink(down_at_open=True)]
+        with anyio.fail_after(60):
+            async with Bus("live01", sinks, alerts=rules, health_interval=0.1) as bus:
+                step, fired = 0, False
+                while not stop.is_set():
+                    bad = nan.is_set() and not fired
+                    fired = fired or bad
+                    bus.log({"losses/value": float("nan") if bad else 1.0}, step=step)
+                    step += 1
+                    await anyio.sleep(0.02)
+
+    folder.mkdir(parents=True)
+    anyio.run(main)
+
+
+def test_an_open_health_page_follows_the_run(
+    serve: Callable[..., str], page: Any, tmp_path: Path
+) -> None:
+    """On a run being written, new health samples extend the sink's chart and a new alert
+    joins the table, without a reload."""
+    stop, nan = threading.Event(), threading.Event()
+    writer = threading.Thread(target=_train_until, args=(tmp_path / "live", stop, nan))
+    writer.start()
+    try:
+        log = tmp_path / "live" / "events.jsonl"
+        deadline = time.monotonic() + 10
+        while not (log.is_file() and '"health"' in log.read_text()):
+            assert time.monotonic() < deadline, "the run wrote no health sample within 10 s"
+            time.sleep(0.05)
+        open_view(page, serve(tmp_path), "#/health/live", '[data-sink="remote"] canvas')
+        points = "document.querySelector('[data-sink=\"remote\"]').__chartData[0].x.length"
+        first = page.evaluate(points)
+        page.wait_for_function(f"{points} >= {first + 3}", timeout=WAIT_MS)
+        assert page.locator('[data-sink="remote"]').get_attribute("data-behind") == "true"
+        assert page.locator('[data-testid="alerts-row"]').count() == 0
+        nan.set()
+        page.locator('[data-testid="alerts-row"]').wait_for(timeout=WAIT_MS)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert "not finite: losses/value" in page.locator('[data-testid="alerts"]').inner_text()
 
 
 def _bucket(time_of_day: float) -> int:
