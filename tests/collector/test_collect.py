@@ -4,12 +4,14 @@ with ``kill -9`` and restarted, two ranks made one run, and the command's refusa
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from telemetry.collector.cli import collect
+from telemetry.collector.streams import GROUP
 from telemetry.reader import LogReader
 from tests.collector.common import (
     Producer,
@@ -24,7 +26,7 @@ from tests.collector.common import (
     wait_delivered,
     wandb_rows,
 )
-from tests.collector.redis_server import free_port, redis_server
+from tests.collector.redis_server import RedisServer, free_port, redis_server
 from tests.fakes.wandb_file import config
 
 
@@ -33,6 +35,39 @@ def _eight_producers(url: str, tmp: Path, steps: int, pause: float) -> list[Prod
     producers = [start_producer(url, tmp / f"p{i}", f"solo{i}", 0, steps, pause) for i in range(6)]
     producers += [start_producer(url, tmp / f"dp{r}", "dp", r, steps, pause) for r in (0, 1)]
     return producers
+
+
+def _stopped_holding_entries(
+    server: RedisServer, process: subprocess.Popen[bytes], consumer: str
+) -> int:
+    """Stop ``process`` (SIGSTOP) at a moment it holds entries it has not acknowledged."""
+    with server.client() as client:
+        for _ in range(200):
+            process.send_signal(signal.SIGSTOP)
+            held = 0
+            for key in client.scan_iter(match="rltelemetry:run:*"):
+                info = client.xpending(key, "rltelemetry-collectors")
+                held += dict(
+                    info["consumers"] and [(c["name"], c["pending"]) for c in info["consumers"]]
+                ).get(consumer.encode(), 0)
+            if held:
+                return held
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+    return 0
+
+
+def _left_in_streams(server: RedisServer, timeout: float) -> int:
+    """Poll (bounded) until no stream holds an entry or a pending one; what is left."""
+    deadline = time.monotonic() + timeout
+    with server.client() as client:
+        while True:
+            left = 0
+            for key in client.scan_iter(match="rltelemetry:run:*"):
+                left += client.xlen(key) + client.xpending(key, GROUP)["pending"]
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.2)
 
 
 def _lines(path: Path) -> int:
@@ -121,3 +156,31 @@ def test_collect_refuses_a_bad_url_and_an_unreachable_broker(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith(f"error: cannot reach the broker redis://127.0.0.1:{port}")
+
+
+@pytest.mark.timeout(120)
+def test_two_collectors_share_the_streams_and_one_takes_over_a_dead_ones_entries(
+    tmp_path: Path,
+) -> None:
+    """Two collectors in one group on one output folder, one killed with kill -9 and not
+    restarted: the other claims its pending entries, and every event lands once, in order."""
+    out = tmp_path / "central"
+    with redis_server() as server:
+        url = server.url()
+        first = start_collector(url, out, "sinks=[]", "consumer=first")
+        second = start_collector(url, out, "sinks=[]", "consumer=second")
+        producers = [
+            start_producer(url, tmp_path / f"p{i}", f"shared{i}", 0, 300, 0.005) for i in range(4)
+        ]
+        deadline = time.monotonic() + 60
+        while _lines(out / "shared0" / "events.jsonl") < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _stopped_holding_entries(server, first, "first") > 0
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        wait_all([p.process for p in producers], timeout=60)
+        expected = local_seqs(producers)
+        assert central_until(out, expected, timeout=30) == expected
+        # What the dead one wrote but never acknowledged is claimed after claim_idle (2 s).
+        assert _left_in_streams(server, timeout=20) == 0
+        assert stop(second) == 0
