@@ -234,3 +234,18 @@ def test_the_trades_page_draws_the_logs_trades(
     shown = page.locator('[data-testid="statistic"][data-key="trades"]').get_attribute("data-value")
     assert shown == str(len(trades))
     screenshot(page, "trades")
+
+
+def test_a_run_without_trades_or_health_says_so(
+    serve: Callable[..., str], page: Any, runs: Path
+) -> None:
+    """The trades page of a run with no trade events and the health page of a run with no
+    health events (a trial killed when stopped: its bus never closed) say so, with no error."""
+    base = serve(runs)
+    open_view(page, base, "#/trades/pipeline", '[data-testid="no-trades"]')
+    assert page.locator('[data-testid="trade-count"]').inner_text() == "0 trades"
+    killed = next(r for r in results(runs / "sweeps" / "grid") if r["outcome"] == "stopped")
+    trial = f"sweeps%2Fgrid%2Ftrials%2F{killed['trial']:04d}"
+    open_view(page, base, f"#/health/{trial}", '[data-testid="behind"]')
+    assert "no health events" in page.locator('[data-testid="behind"]').inner_text()
+    assert page.locator('[data-testid="sink-chart"]').count() == 0
