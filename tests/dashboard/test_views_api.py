@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,18 @@ from tests.stats.test_health import write_health_run
 from tests.stats.test_sweeps import results, shared_sweep
 
 
+def in_thread(write: Callable[..., Path], *args: Any, **kwargs: Any) -> Path:
+    """``write(...)`` in a thread of its own: after a browser test, Playwright's sync API
+    keeps an event loop running in this one, where the bus's anyio.run would not start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(write, *args, **kwargs).result(timeout=60)
+
+
 def make_runs(factory: pytest.TempPathFactory) -> Path:
     """A runs folder with a trading run (``trading``), a run whose remote sink was down
     (``pipeline``) and a sweep with stopped trials (``sweeps/grid``)."""
     root = factory.mktemp("runs")
-    write_run(root / "trading", "trade01", trades=random_trades(5, 60))
+    in_thread(write_run, root / "trading", "trade01", trades=random_trades(5, 60))
     write_health_run(root / "pipeline")
     shutil.copytree(shared_sweep(factory), root / "sweeps" / "grid")
     return root
@@ -121,7 +129,7 @@ def test_a_path_outside_the_runs_folder_is_refused(
 ) -> None:
     """Whatever the URL says, nothing outside the runs folder is read: 403 with the reason."""
     outside = tmp_path / "outside"
-    write_run(outside, "out01", trades=random_trades(1, 3))
+    in_thread(write_run, outside, "out01", trades=random_trades(1, 3))
     link = runs / "escape"
     if not link.is_symlink():
         link.symlink_to(outside, target_is_directory=True)
@@ -137,9 +145,9 @@ def test_malformed_lines_are_problems_and_new_trades_are_read(
     """A torn line and a line that is no event are listed, not a 500; trades appended after
     a first request are in the next answer."""
     folder = runs / "appended"
-    write_run(folder, "app01", trades=random_trades(2, 10))
+    in_thread(write_run, folder, "app01", trades=random_trades(2, 10))
     assert get(client, "/api/run/appended/trades")["views"]["count"] == 10
-    more = write_run(tmp_path / "more", "app01", trades=random_trades(3, 5))
+    more = in_thread(write_run, tmp_path / "more", "app01", trades=random_trades(3, 5))
     tail = (more / "events.jsonl").read_text().splitlines(keepends=True)[2:]  # after seq 1
     lines = (folder / "events.jsonl").read_text().splitlines()
     last_seq = max(json.loads(line)["seq"] for line in lines)

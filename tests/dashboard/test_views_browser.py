@@ -32,10 +32,7 @@ WAIT_MS = 15_000
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # In a thread of its own: Playwright's sync API keeps an event loop running in this
-    # one, and the runs are written by the real bus under anyio.run.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(make_runs, tmp_path_factory).result(timeout=180)
+    return make_runs(tmp_path_factory)
 
 
 def open_view(page: Any, base: str, hash_: str, ready: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,10 @@ def write_health_run(folder: Path, steps: int = 25) -> Path:
     """A run folder written by the real bus: log, a remote sink down, a memory sink, health
     every 50 ms, system metrics every 50 ms, a NaN alert rule and one warning record."""
     folder.mkdir(parents=True, exist_ok=True)
-    anyio.run(_train, folder, steps)
+    # In a thread of its own: Playwright's sync API, once a browser test has started it,
+    # keeps an event loop running in the main thread, where anyio.run would refuse to start.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(anyio.run, _train, folder, steps).result(timeout=60)
     return folder
 
 
