@@ -12,6 +12,7 @@ import pytest
 
 from telemetry.collector.cli import collect
 from telemetry.collector.streams import GROUP
+from telemetry.events import Metrics, RunStarted, SystemInfo
 from telemetry.reader import LogReader
 from tests.collector.common import (
     Producer,
@@ -121,16 +122,16 @@ def test_two_ranks_make_one_run_with_rank_zero_config_and_per_rank_keys(tmp_path
     kinds = [e.type for e in events]
     assert kinds.count("run_started") == kinds.count("run_finished") == 1
     assert kinds[-1] == "run_finished"
-    started = next(e for e in events if e.type == "run_started")
-    assert started.config == {"rank": 0}  # type: ignore[union-attr]
-    keys = {k for e in events if e.type == "metrics" for k in e.values}  # type: ignore[union-attr]
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert started.config == {"rank": 0}
+    keys = {k for e in events if isinstance(e, Metrics) for k in e.values}
     assert keys == {
         "losses/value",
         "episode/reward",
         "rank1/losses/value",
         "rank1/episode/reward",
     }
-    systems = [e.values for e in events if e.type == "system_info"]  # type: ignore[union-attr]
+    systems = [e.values for e in events if isinstance(e, SystemInfo)]
     assert {"host": "rank-0"} in systems
     assert {"rank1/host": "rank-1"} in systems
     central_seqs = [e.seq for e in LogReader(out / "ddp")]  # restamped: 1, 2, 3...
