@@ -74,9 +74,13 @@ def serve() -> Iterator[Callable[..., str]]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser).
+
+    Module-scoped: Playwright's sync API runs an event loop on the main thread while the
+    browser is open, and every later ``anyio.run`` or asyncio test would fail under it.
+    """
     need("chromium", shutil.which("chromium") is not None, "apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
