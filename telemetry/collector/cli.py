@@ -63,7 +63,7 @@ def run(client: redis.Redis, settings: CollectSettings, out: Path, overrides: li
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-    deliverers = Deliverers(overrides)
+    deliverers = Deliverers(overrides, settings.sinks)
     consumer = settings.consumer or socket.gethostname()
     ingest = Ingest(
         client,

@@ -90,6 +90,7 @@ class Ingest:
         self._rank_seen: dict[StreamName, float] = {}
         self._next_discover = 0.0
         self._next_claim = 0.0
+        self._progressed = False
 
     def log_of(self, run_id: str) -> CentralLog:
         log = self._logs.get(run_id)
@@ -111,12 +112,14 @@ class Ingest:
             self._next_claim = now + self.settings.claim_every
             self._claim()
         self._read_pending()
-        waiting = any(s.backlog for s in self._streams.values())
-        self._read_new(block=not waiting)
+        # Wait for new entries unless the last round got somewhere with its backlog (what
+        # is held back, a run_finished or a rank waiting for rank 0, must not spin).
+        self._read_new(block=not self._progressed)
+        self._progressed = False
         # Rank 0 first: its run_started opens the central run.
         for key, stream in sorted(self._streams.items(), key=lambda item: item[1].name.rank):
             if stream.backlog and not self._waits_for_rank_zero(stream.name):
-                self._write(key, stream)
+                self._progressed |= self._write(key, stream)
 
     def discover(self) -> None:
         """Join the group on every run stream not yet known (creating the group at id 0)."""
@@ -193,7 +196,8 @@ class Ingest:
 
     # -- writing --
 
-    def _write(self, key: bytes, stream: _Stream) -> None:
+    def _write(self, key: bytes, stream: _Stream) -> bool:
+        """Write what comes next of the stream's backlog; whether anything was settled."""
         name = stream.name
         log = self.log_of(name.run_id)
         done: list[bytes] = []
@@ -216,6 +220,7 @@ class Ingest:
             pipe.xack(key, GROUP, *done)
             pipe.xdel(key, *done)
             pipe.execute()
+        return bool(done)
 
     def _next_entries(self, key: bytes, backlog: dict[int, Entry], held: int) -> list[Entry]:
         """The entries right after ``held``: from the backlog while consecutive, else the

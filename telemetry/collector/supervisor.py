@@ -8,25 +8,59 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
 import structlog
 
+from telemetry.codec import decode
 from telemetry.collector.deliverer import RESTART_AFTER, spawn
+from telemetry.collector.delivery import STATE_DIR
+from telemetry.events import RunFinished
+from telemetry.reader import LOG_NAME
 
 logger = structlog.get_logger("telemetry.collector")
+
+
+def delivered(run_dir: Path, sinks: Sequence[str]) -> bool:
+    """The central log ends with run_finished and each sink's cursor is there (a collector
+    started again after the run was delivered starts no deliverer for it)."""
+    path = run_dir / LOG_NAME
+    if not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 65536))
+        lines = handle.read().splitlines()
+    try:
+        last = decode(lines[-1]) if lines else None
+    except ValueError:
+        return False
+    if not isinstance(last, RunFinished):
+        return False
+    for sink in sinks:
+        cursor = run_dir / STATE_DIR / "cursors" / f"{sink}.json"
+        try:
+            if orjson.loads(cursor.read_bytes()).get("seq", 0) < last.seq:
+                return False
+        except (OSError, ValueError):
+            return False
+    return True
 
 
 class Deliverers:
     """Keeps a deliverer running for every run it was told of, until the run is delivered."""
 
-    def __init__(self, overrides: Sequence[str]) -> None:
+    def __init__(self, overrides: Sequence[str], sinks: Sequence[str]) -> None:
         self._overrides = list(overrides)
+        self._sinks = list(sinks)
         self._runs: set[Path] = set()
         self._done: set[Path] = set()
         self._children: dict[Path, subprocess.Popen[bytes]] = {}
         self._restart_at: dict[Path, float] = {}
 
     def want(self, run_dir: Path) -> None:
+        """Deliver ``run_dir``, unless every sink already has it through its run_finished."""
         self._runs.add(run_dir)
+        if delivered(run_dir, self._sinks):
+            self._done.add(run_dir)
 
     def tend(self) -> None:
         """Start what is missing, note what ended; called every round of the collector."""

@@ -71,3 +71,20 @@ def test_a_torn_write_is_cut_and_only_what_survived_counts_as_held(tmp_path: Pat
     assert ranks == [(0, 1), (0, 2)] + [(1, s) for s in range(1, 11)]
     assert not LogReader(path).problems
     assert len(list(LogReader(path))) == 2 + 10 + 2  # a second marker for the rest
+
+
+def test_a_delivered_run_gets_no_deliverer_again(tmp_path: Path) -> None:
+    """A central log that ends with run_finished and whose every sink cursor is there is
+    delivered; one with a sink behind, or no end yet, is not."""
+    from telemetry.collector.supervisor import delivered
+    from telemetry.events import RunFinished
+
+    log = CentralLog(tmp_path / "d", "d")
+    _append(log, 0, _events("d", range(1, 4)))
+    cursors = tmp_path / "d" / ".collector" / "cursors"
+    cursors.mkdir(parents=True)
+    (cursors / "wandb.json").write_text('{"seq": 4}')
+    assert not delivered(tmp_path / "d", ["wandb"])  # no run_finished yet
+    _append(log, 0, [RunFinished(run_id="d", seq=4, time=0.0, status="finished")])
+    assert delivered(tmp_path / "d", ["wandb"])
+    assert not delivered(tmp_path / "d", ["wandb", "tensorboard"])

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from telemetry.collector.cli import collect
 from telemetry.collector.streams import GROUP
@@ -47,10 +48,13 @@ def _stopped_holding_entries(
             process.send_signal(signal.SIGSTOP)
             held = 0
             for key in client.scan_iter(match="rltelemetry:run:*"):
-                info = client.xpending(key, "rltelemetry-collectors")
-                held += dict(
-                    info["consumers"] and [(c["name"], c["pending"]) for c in info["consumers"]]
-                ).get(consumer.encode(), 0)
+                try:
+                    consumers = client.xpending(key, GROUP)["consumers"] or []
+                except redis.ResponseError:  # a stream no collector has joined yet
+                    continue
+                for entry in consumers:
+                    if entry["name"] in (consumer, consumer.encode()):
+                        held += int(entry["pending"])
             if held:
                 return held
             process.send_signal(signal.SIGCONT)
