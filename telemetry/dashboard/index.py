@@ -59,7 +59,7 @@ class RunIndex:
         sweeps: list[Path] = []
         for folder, dirs, files in os.walk(self.root, followlinks=False):
             dirs.sort()
-            if LOG_NAME in files:
+            if LOG_NAME in files and self._inside(Path(folder) / LOG_NAME):
                 found.append(Path(folder))
             if SWEEP_META in files:
                 sweeps.append(Path(folder))
@@ -73,6 +73,14 @@ class RunIndex:
                 state.refresh_soon(self.read_later)
         return states
 
+    def _inside(self, path: Path) -> bool:
+        """Whether a file found by walking resolves under the root (a symlinked log may not)."""
+        try:
+            resolve_under(self.root, path.relative_to(self.root).as_posix())
+        except PathRefused:
+            return False
+        return True
+
     def _state(self, folder: Path) -> RunState:
         run_id = relative_id(self.root, folder)
         state = self._runs.get(run_id)
@@ -83,6 +91,7 @@ class RunIndex:
     def run(self, run_id: str) -> RunState:
         """The refreshed state of the run ``run_id``; ``PathRefused`` outside the root."""
         folder = resolve_under(self.root, run_id)
+        resolve_under(self.root, f"{run_id.rstrip('/')}/{LOG_NAME}")  # the log itself stays in
         if not (folder / LOG_NAME).is_file():
             raise NotFound(f"no run {run_id!r} under the runs folder")
         with self._lock:
