@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from telemetry.events import Metrics
@@ -223,3 +224,13 @@ def test_smoothing_is_wandbs_time_weighted_ema(
     )
     assert smoothed == pytest.approx(twema(xs, ys, 0.6), rel=1e-12)
     assert smoothed[0] == ys[0]  # the de-bias term: no pull toward zero
+
+
+def test_the_page_works_behind_a_token(serve: Callable[..., str], runs: Path, page: Any) -> None:
+    """With a token, the printed URL (``?token=``) opens the page, its charts and live stream."""
+    base = serve(runs, token="t0ken")
+    assert httpx.get(f"{base}/api/runs").status_code == 403
+    page.goto(f"{base}/?token=t0ken#/run/run-a")
+    page.wait_for_selector(CHART, timeout=10_000)
+    page.wait_for_function("document.body.dataset.liveOffset !== undefined", timeout=5_000)
+    assert len(chart_data(page)[0]["x"]) == 60
