@@ -46,6 +46,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS)
 	# telemetry.log against wandb.log (offline) and trackio.log (when trackio is installed).
 	$(PY) benchmarks/compat_log.py
+	# publish to the point on an open page, time to first chart of 1,000,000 points, server memory.
+	$(PY) benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

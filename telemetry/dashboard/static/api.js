@@ -8,7 +8,14 @@ export function withToken(path) {
 
 export async function getJSON(path) {
   const response = await fetch(withToken(path));
-  const body = await response.json();
+  const text = await response.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // A reply that is not ours (a proxy's page, Starlette's plain 404): say what came back.
+    body = { error: `${response.status} ${text.slice(0, 200)}` };
+  }
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;
 }
