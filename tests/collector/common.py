@@ -91,6 +91,14 @@ def start_collector(
     return _popen(argv)
 
 
+def line_count(path: Path) -> int:
+    """Lines in a file so far (0 before it exists)."""
+    if not path.is_file():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
 def wait_all(processes: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
     """Every process exits 0 within ``timeout`` seconds (together)."""
     deadline = time.monotonic() + timeout

@@ -19,6 +19,7 @@ from tests.collector.common import (
     Producer,
     central_until,
     check_wandb_history,
+    line_count,
     local_seqs,
     origins,
     start_collector,
@@ -75,13 +76,6 @@ def _left_in_streams(server: RedisServer, timeout: float) -> int:
             time.sleep(0.2)
 
 
-def _lines(path: Path) -> int:
-    if not path.is_file():
-        return 0
-    with path.open("rb") as handle:
-        return sum(1 for _ in handle)
-
-
 @pytest.mark.timeout(150)
 def test_eight_producers_survive_a_collector_killed_mid_stream(tmp_path: Path) -> None:
     """Killed with kill -9 mid-stream and restarted, the collector leaves every event of
@@ -92,7 +86,7 @@ def test_eight_producers_survive_a_collector_killed_mid_stream(tmp_path: Path) -
         collector = start_collector(url, out, "wandb.mode=offline")
         producers = _eight_producers(url, tmp_path, steps=400, pause=0.004)
         deadline = time.monotonic() + 60
-        while _lines(out / "solo0" / "events.jsonl") < 60 and time.monotonic() < deadline:
+        while line_count(out / "solo0" / "events.jsonl") < 60 and time.monotonic() < deadline:
             time.sleep(0.05)
         collector.send_signal(signal.SIGKILL)
         collector.wait(timeout=10)
@@ -178,7 +172,7 @@ def test_two_collectors_share_the_streams_and_one_takes_over_a_dead_ones_entries
             start_producer(url, tmp_path / f"p{i}", f"shared{i}", 0, 300, 0.005) for i in range(4)
         ]
         deadline = time.monotonic() + 60
-        while _lines(out / "shared0" / "events.jsonl") < 40 and time.monotonic() < deadline:
+        while line_count(out / "shared0" / "events.jsonl") < 40 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _stopped_holding_entries(server, first, "first") > 0
         first.send_signal(signal.SIGKILL)

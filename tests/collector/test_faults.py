@@ -26,6 +26,7 @@ from tests.collector.common import (
     Producer,
     central_until,
     check_wandb_history,
+    line_count,
     local_seqs,
     start_collector,
     start_producer,
@@ -116,6 +117,18 @@ FAULTS: dict[str, Fault] = {
 }
 
 
+def _mid_stream(out: Path, run_ids: list[str], lines: int = 30, timeout: float = 60) -> None:
+    """Wait (bounded) until every producer's run has reached the central logs: the fault
+    then comes mid-stream, not before the producers have started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sizes = [line_count(out / run_id / "events.jsonl") for run_id in set(run_ids)]
+        if min(sizes) >= lines:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the producers' runs did not reach the collector: {sizes} lines")
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_every_event_once_after(
@@ -137,7 +150,7 @@ def test_every_event_once_after(
             )
         )  # fmt: skip
     trainer = start_trainer(setup.url_for(2), tmp_path / "trainer", prefix=setup.prefix_for(2))
-    time.sleep(3.0)
+    _mid_stream(out, [p.run_id for p in producers])
     FAULTS[fault](setup, collector, out)
     wait_all([p.process for p in producers] + [trainer], timeout=150)
     trained = resolve_log_path(next((tmp_path / "trainer").iterdir()))
