@@ -18,6 +18,8 @@ from telemetry.events import RunFinished
 from telemetry.reader import LOG_NAME
 
 logger = structlog.get_logger("telemetry.collector")
+RECHECK_EVERY = 5.0
+"""Seconds between checks that a delivered run has not grown since."""
 
 
 def delivered(run_dir: Path, sinks: Sequence[str]) -> bool:
@@ -55,6 +57,7 @@ class Deliverers:
         self._done: set[Path] = set()
         self._children: dict[Path, subprocess.Popen[bytes]] = {}
         self._restart_at: dict[Path, float] = {}
+        self._recheck_at = 0.0
 
     def want(self, run_dir: Path) -> None:
         """Deliver ``run_dir``, unless every sink already has it through its run_finished."""
@@ -65,6 +68,10 @@ class Deliverers:
     def tend(self) -> None:
         """Start what is missing, note what ended; called every round of the collector."""
         now = time.monotonic()
+        if now >= self._recheck_at:
+            # A delivered run that grew again (a resumed run, a late rank) is delivered again.
+            self._recheck_at = now + RECHECK_EVERY
+            self._done = {r for r in self._done if delivered(r, self._sinks)}
         for run_dir in self._runs - self._done:
             child = self._children.get(run_dir)
             if child is None:
