@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import pytest
 
 from telemetry.events import Metrics, RunFinished, RunStarted
 from tests.reliability.common import ROOT, assert_no_gap, cli_env, json_lines, read_log
 
-RUNS = 20
 PARALLEL = 3
 SEED = 20_261_122
 PPO = ["trainer=ppo", "episodes=400", "ppo.save_freq=3"]
@@ -175,8 +175,17 @@ def _one(index: int, delay: float, trainer: str, anchor: bytes, tmp_path: Path) 
     return Outcome(index, trainer, killed, len(events), reader.torn_tail, len(tail), steps_skipped)
 
 
-def test_twenty_runs_killed_at_random_moments_read_back_replay_and_resume(tmp_path: Path) -> None:
-    """20 CLI runs SIGKILLed at random moments: whole logs, clean replays, resumes that continue."""
+@pytest.mark.parametrize(
+    "runs",
+    [pytest.param(10, id="10"), pytest.param(40, id="40", marks=pytest.mark.long)],
+)
+def test_runs_killed_at_random_moments_read_back_replay_and_resume(
+    tmp_path: Path, runs: int
+) -> None:
+    """CLI runs SIGKILLed at random moments: whole logs, clean replays, resumes that continue.
+
+    Ten in ``make test`` (every kind of kill below comes up in them), forty in ``make test-long``.
+    """
     rng = random.Random(SEED)
     # Most kills land a random moment after training began; every seventh one a random
     # moment after the log's header, which is mostly while the trainer is still being built.
@@ -187,7 +196,7 @@ def test_twenty_runs_killed_at_random_moments_read_back_replay_and_resume(tmp_pa
             "erl" if i % 5 == 4 else "ppo",
             b"\n" if i % 7 == 0 else b'"type":"metrics"',
         )
-        for i in range(RUNS)
+        for i in range(runs)
     ]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
@@ -197,7 +206,7 @@ def test_twenty_runs_killed_at_random_moments_read_back_replay_and_resume(tmp_pa
     recovered = sum(o.events for o in outcomes)
     torn = sum(o.torn for o in outcomes)
     print(
-        f"\n[kill-9] {killed} of {RUNS} runs killed mid-run "
+        f"\n[kill-9] {killed} of {runs} runs killed mid-run "
         f"({sum(o.trainer == 'erl' for o in outcomes)} erl), {recovered} events recovered "
         f"(per run {min(o.events for o in outcomes)}-{max(o.events for o in outcomes)}), "
         f"{torn} torn last lines ({sum(o.index % 4 == 3 for o in outcomes)} made by the test), "
@@ -206,10 +215,10 @@ def test_twenty_runs_killed_at_random_moments_read_back_replay_and_resume(tmp_pa
         f"{sum(o.steps_skipped for o in outcomes)} unlogged steps (checkpoint before log), "
         f"{took:.0f} s"
     )
-    assert killed == RUNS
+    assert killed == runs
     assert recovered > 0
     assert not any(o.steps_skipped for o in outcomes)
-    assert torn >= RUNS // 4
+    assert torn >= runs // 4
 
 
 def test_a_checkpoint_never_outruns_the_log(tmp_path: Path) -> None:
