@@ -8,7 +8,8 @@ from typing import Any
 
 from sinks.console import ConsoleOptions, ConsoleSink
 from sinks.jsonl import JsonlSink
-from sinks.tensorboard_sink import TensorBoardSink
+from sinks.settings import sidecar_sink
+from sinks.tensorboard_sink import TensorBoardOptions, TensorBoardSink
 from sinks.wandb_sink import WandbOptions, WandbSink
 from telemetry.sink import Sink, SinkContext
 
@@ -41,3 +42,15 @@ def all_four(folder: Path, rid: str, stream: Any) -> list[Sink]:
     """JSON Lines, console (json to ``stream``), TensorBoard and wandb (offline)."""
     folder.mkdir(parents=True, exist_ok=True)
     return [jsonl(folder, rid), console(stream), tensorboard(folder), wandb(folder, rid)]
+
+
+def with_sidecar(folder: Path, rid: str, stream: Any) -> list[Sink]:
+    """JSON Lines and console in this process; TensorBoard and wandb (offline) as in
+    ``all_four``, in a sidecar process that follows the log."""
+    folder.mkdir(parents=True, exist_ok=True)
+    context = SinkContext(run_id=rid, run_dir=folder, run_name=rid)
+    heavy = {
+        "tensorboard": TensorBoardOptions(),
+        "wandb": WandbOptions(mode="offline", dir=str(folder / "wandb")),
+    }
+    return [jsonl(folder, rid), console(stream), sidecar_sink(context, heavy)]

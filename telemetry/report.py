@@ -10,7 +10,7 @@ import structlog
 
 from telemetry.intake import Intake
 from telemetry.lane import Lane
-from telemetry.sink import DurableLog, Sink
+from telemetry.sink import DurableLog, Relay, RelayedCounts, Sink
 
 logger = structlog.get_logger("telemetry")
 
@@ -67,8 +67,8 @@ def health_values(published: int, intake: Intake, lanes: Sequence[Lane]) -> dict
         "telemetry/intake_wait_s": round(intake.wait_seconds, 6),
         "telemetry/intake_overruns": intake.overruns,
     }
-    for lane in lanes:
-        c, prefix = lane.counts, f"telemetry/{lane.name}"
+    for c in sink_counts(lanes):
+        prefix = f"telemetry/{c.name}"
         values[f"{prefix}/delivered"] = c.delivered
         values[f"{prefix}/failed"] = c.failed
         values[f"{prefix}/queued"] = c.queued
@@ -77,28 +77,54 @@ def health_values(published: int, intake: Intake, lanes: Sequence[Lane]) -> dict
     return values
 
 
-def close_report(published: int, lanes: Sequence[Lane], deadline_met: bool) -> CloseReport:
-    """Each lane's counts; a lane that missed events gets the command that replays them."""
-    log_dir = next((_folder(lane.sink) for lane in lanes if lane.writes_log), None)
-    sinks = []
+def sink_counts(lanes: Sequence[Lane]) -> list[RelayedCounts]:
+    """Each sink's counts: a lane's own, or, for a relay (a sidecar), those of its sinks."""
+    out: list[RelayedCounts] = []
     for lane in lanes:
+        if isinstance(lane.sink, Relay):
+            out.extend(lane.sink.relayed())
+            continue
         c = lane.counts
-        pending = published - c.delivered - c.failed
-        replay = None
-        if log_dir is not None and c.failed + pending and not lane.writes_log:
-            replay = f"python main.py replay {log_dir} sinks=[{lane.name}]"
-        sinks.append(
-            SinkReport(
+        out.append(
+            RelayedCounts(
                 name=lane.name,
                 delivered=c.delivered,
                 failed=c.failed,
-                pending=pending,
+                queued=c.queued,
+                spilled=c.spilled,
                 isolated=lane.isolated,
                 error=lane.error,
+            )
+        )
+    return out
+
+
+def close_report(published: int, lanes: Sequence[Lane], deadline_met: bool) -> CloseReport:
+    """Each lane's counts; a lane that missed events gets the command that replays them."""
+    log_dir = next((_folder(lane.sink) for lane in lanes if lane.writes_log), None)
+    log_name = next((lane.name for lane in lanes if lane.writes_log), None)
+    sinks = []
+    for c in sink_counts(lanes):
+        pending = published - c.delivered - c.failed
+        replay = None
+        if log_dir is not None and c.failed + pending and c.name != log_name:
+            replay = f"python main.py replay {log_dir} sinks=[{c.name}]"
+        sinks.append(
+            SinkReport(
+                name=c.name,
+                delivered=c.delivered,
+                failed=c.failed,
+                pending=pending,
+                isolated=c.isolated,
+                error=c.error,
                 replay=replay,
             )
         )
-    return CloseReport(published=published, sinks=tuple(sinks), deadline_met=deadline_met)
+    # A relay's sinks (a sidecar's) may miss the deadline while its own lane closes on time.
+    late = any(isinstance(lane.sink, Relay) and lane.sink.deadline_missed for lane in lanes)
+    return CloseReport(
+        published=published, sinks=tuple(sinks), deadline_met=deadline_met and not late
+    )
 
 
 def _folder(log: Sink) -> Path:

@@ -14,6 +14,9 @@ from telemetry.events import Envelope, Event
 E = TypeVar("E", bound=Envelope)
 Overflow = Literal["block", "spill"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("block", "spill")
+PROCESSES = ("auto", "in", "sidecar")
+"""Where a sink runs: ``in`` the training process, in the ``sidecar`` that follows the log,
+or ``auto``: the run's ``sidecar.default`` (the console and test sinks stay in)."""
 
 
 @runtime_checkable
@@ -80,6 +83,9 @@ class Delivery:
     """Extra attempts at a failed batch before it is counted failed."""
     isolate_after: int = 3
     """Consecutive failed batches after which the sink is isolated (gets no more events)."""
+    process: str = "auto"
+    """``in`` the training process, in the ``sidecar`` process that follows the log, or
+    ``auto``: the run's ``sidecar.default`` (the console stays in unless asked)."""
 
     def validate(self, section: str) -> None:
         """Raise ``ConfigError`` naming ``section.key`` for the first value not allowed.
@@ -87,7 +93,10 @@ class Delivery:
         The numbers first (``limits``), then the other checks (``extra_checks``).
         """
         check_numbers(section, self, self.limits())
-        checks = [("overflow", self.overflow in OVERFLOW_POLICIES, " or ".join(OVERFLOW_POLICIES))]
+        checks = [
+            ("overflow", self.overflow in OVERFLOW_POLICIES, " or ".join(OVERFLOW_POLICIES)),
+            ("process", self.process in PROCESSES, ", ".join(PROCESSES)),
+        ]
         for key, ok, allowed in checks + self.extra_checks():
             if not ok:
                 value = getattr(self, key)
@@ -106,6 +115,33 @@ class Delivery:
     def extra_checks(self) -> list[tuple[str, bool, str]]:
         """A sink's own keys other than numbers: ``(key, is valid, what is allowed)``."""
         return []
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedCounts:
+    """One sink fed by another process (a sidecar): its counts, as a lane's would read."""
+
+    name: str
+    delivered: int
+    failed: int
+    queued: int = 0
+    spilled: int = 0
+    isolated: bool = False
+    error: str | None = None
+
+
+@runtime_checkable
+class Relay(Protocol):
+    """A sink that hands events on to sinks in another process (``telemetry.sidecar``).
+
+    Health and the close report show those sinks' counts in its place.
+    """
+
+    deadline_missed: bool
+    """Some sink it feeds did not close within the close deadline."""
+
+    def relayed(self) -> Sequence[RelayedCounts]:
+        """The counts of every sink it feeds, now."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from telemetry.events import SCALAR_EVENTS, Event
+from telemetry.events import SCALAR_EVENTS, Event, RunFinished, RunStarted
 
 
 @dataclass(slots=True)
@@ -21,6 +21,8 @@ class Cursor:
     ``open``: for a sink that keeps each axis's last step open until the next
     step arrives (wandb's rows), that step and its first ``seq`` per axis: a
     restarted sidecar hands those steps' events again, and only those.
+    ``started``: the ``seq`` of the run's last ``run_started``: a restarted sidecar hands
+    it first, as a resumed run's sinks get one (wandb finds its run's project by it).
     ``delivered``/``failed`` count events after ``base`` (the bus's ``first_seq``).
     """
 
@@ -28,13 +30,21 @@ class Cursor:
     delivered: int = 0
     failed: int = 0
     base: int = 0
+    started: int = 0
     open: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def follow(self, piece: Sequence[Event]) -> None:
-        """Note the step each axis is on after ``piece`` (for a sink that holds it open)."""
+    def follow(self, piece: Sequence[Event], *, steps: bool) -> None:
+        """Note the run's ``run_started`` and, with ``steps``, the step each axis is on after
+        ``piece`` (for a sink that holds it open)."""
         opened = self.open
         for event in piece:
-            if isinstance(event, SCALAR_EVENTS):
+            if type(event) is RunStarted:
+                self.started = event.seq
+            if not steps:
+                continue
+            if type(event) is RunFinished:
+                opened.clear()  # the run's end closes every step a sink held open
+            elif isinstance(event, SCALAR_EVENTS):
                 now = opened.get(event.axis)
                 if now is None or now[0] != event.step:
                     opened[event.axis] = (event.step, event.seq)
@@ -43,10 +53,15 @@ class Cursor:
     def resend_from(self) -> int:
         """The first ``seq`` a restarted sidecar hands this sink (open steps first)."""
         firsts = [first for _, first in self.open.values() if first <= self.seq]
+        if 0 < self.started <= self.seq:
+            firsts.append(self.started)
         return min(firsts, default=self.seq + 1)
 
     def resent(self, event: Event) -> bool:
-        """``event`` (at or before ``seq``) belongs to a step that was held open."""
+        """``event`` (at or before ``seq``) is handed again: the run's ``run_started``, or an
+        event of a step that was held open."""
+        if event.seq == self.started:
+            return True
         if not isinstance(event, SCALAR_EVENTS):
             return False
         held = self.open.get(event.axis)
@@ -72,6 +87,7 @@ class CursorFile:
                 delivered=int(data.get("delivered", 0)),
                 failed=int(data.get("failed", 0)),
                 base=int(data.get("base", 0)),
+                started=int(data.get("started", 0)),
                 open=opened,
             )
         except (OSError, ValueError, TypeError, KeyError, IndexError):
@@ -85,6 +101,7 @@ class CursorFile:
                 "delivered": cursor.delivered,
                 "failed": cursor.failed,
                 "base": cursor.base,
+                "started": cursor.started,
                 "open": {k: list(v) for k, v in cursor.open.items()},
             }
         )

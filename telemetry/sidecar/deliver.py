@@ -30,6 +30,9 @@ __all__ = ["Until", "deliver_log"]
 
 KeepsStepsOpen = Callable[[Sink], bool]
 """Whether a sink holds each axis's last step until the next arrives (see ``Resume``)."""
+AsksSink = Callable[[Sink], bool]
+"""Whether a sink, reopened, knows what its backend holds (wandb online: its run's summary):
+then it is handed everything since ``first_seq`` and skips what it holds (see ``Resume``)."""
 
 
 async def deliver_log(
@@ -40,6 +43,7 @@ async def deliver_log(
     until: Until,
     first_seq: int = 0,
     keeps_steps_open: KeepsStepsOpen = lambda sink: False,
+    asks_sink: AsksSink = lambda sink: False,
     on_lanes: Callable[[Sequence[Lane]], None] | None = None,
 ) -> CloseReport:
     """Deliver the log of ``run_dir`` to ``sinks`` from their cursors in ``cursors`` until
@@ -51,7 +55,7 @@ async def deliver_log(
     """
     log = FollowedLog(run_dir / LOG_NAME)
     progress = Progress(first_seq, has_log=True)
-    lanes = _lanes(sinks, progress, log, cursors, first_seq, keeps_steps_open)
+    lanes = _lanes(sinks, progress, log, cursors, first_seq, keeps_steps_open, asks_sink)
     if on_lanes is not None:
         on_lanes(lanes)
     after = min((lane.last_seq for lane in lanes), default=first_seq)
@@ -77,6 +81,7 @@ def _lanes(
     cursors: Path,
     first_seq: int,
     keeps_steps_open: KeepsStepsOpen,
+    asks_sink: AsksSink,
 ) -> list[Lane]:
     """One lane per sink, each started from its saved cursor (a few small files read)."""
     cursors.mkdir(parents=True, exist_ok=True)
@@ -84,7 +89,13 @@ def _lanes(
     for item in sinks:
         sink, delivery = item if isinstance(item, tuple) else (item, Delivery())
         delivery.validate(sink.name)
-        resume = Resume(cursors, sink.name, first_seq, keeps_steps_open=keeps_steps_open(sink))
+        resume = Resume(
+            cursors,
+            sink.name,
+            first_seq,
+            keeps_steps_open=keeps_steps_open(sink),
+            asks_sink=asks_sink(sink),
+        )
         lanes.append(cursor_lane(sink, delivery, progress, log, resume))
     return lanes
 

@@ -11,6 +11,7 @@ from telemetry.progress import Progress
 from telemetry.sidecar.cursor import Cursor, CursorFile
 from telemetry.sink import Delivery, DurableLog, Sink
 from telemetry.spill_lane import SpillLane
+from telemetry.writer import Outcome
 
 
 class Resume:
@@ -19,18 +20,30 @@ class Resume:
     ``keeps_steps_open``: the sink holds each axis's last step until the next
     one arrives (wandb's rows), so a sidecar killed meanwhile lost those steps
     and its successor hands them again (and only them, ``Cursor.resent``).
+    ``asks_sink``: the sink knows, once reopened, what its backend holds (a
+    resumed wandb run's summary): the cursor is only for the counts, and the
+    sink is handed everything since the bus's first ``seq``, as a resumed
+    training process hands it, and skips what it holds.
     """
 
     __slots__ = ("cursor", "file", "keeps_steps_open", "start", "window_end")
 
-    def __init__(self, folder: Path, sink: str, first_seq: int, *, keeps_steps_open: bool) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        sink: str,
+        first_seq: int,
+        *,
+        keeps_steps_open: bool,
+        asks_sink: bool = False,
+    ) -> None:
         self.file = CursorFile(folder, sink)
         saved = self.file.load()
         self.keeps_steps_open = keeps_steps_open
         if saved is None:  # as a lane in the training process: from the bus's first seq
             saved = Cursor(seq=first_seq, base=first_seq)
         elif saved.base != first_seq:  # an earlier process's counts: its bus reported them
-            saved = Cursor(seq=saved.seq, base=first_seq, open=saved.open)
+            saved = Cursor(seq=saved.seq, base=first_seq, started=saved.started, open=saved.open)
         if not keeps_steps_open:
             saved.open = {}
         self.cursor = saved
@@ -38,6 +51,9 @@ class Resume:
         """Seqs up to this were settled by an earlier sidecar: only held-open steps go again."""
         self.start = saved.resend_from - 1
         """The lane's ``last_seq`` at start."""
+        if asks_sink:
+            self.start = min(saved.seq, first_seq)
+            self.window_end = 0
 
     def only_new(self, batch: Sequence[Event]) -> Sequence[Event]:
         """``batch`` without what an earlier sidecar settled (held-open steps excepted)."""
@@ -47,10 +63,13 @@ class Resume:
         cursor = self.cursor
         return [e for e in batch if e.seq > end or cursor.resent(e)]
 
+    def sink_knows(self) -> None:
+        """The sink said what it holds (``SinkBehindError``): it is handed everything after."""
+        self.window_end = 0
+
     def settled(self, seq: int, delivered: int, failed: int, piece: Sequence[Event]) -> None:
         cursor = self.cursor
-        if self.keeps_steps_open:
-            cursor.follow(piece)
+        cursor.follow(piece, steps=self.keeps_steps_open)
         cursor.seq = max(cursor.seq, seq)
         cursor.delivered, cursor.failed = delivered, failed
         self.file.save(cursor)
@@ -101,6 +120,11 @@ class CursorSpillLane(SpillLane):
     def _failed(self, piece: Sequence[Event]) -> None:
         super()._failed(piece)
         _save(self, self.resume, piece)
+
+    def _fell_behind(self, outcome: Outcome, piece: Sequence[Event]) -> bool:
+        if outcome is Outcome.BEHIND:
+            self.resume.sink_knows()
+        return super()._fell_behind(outcome, piece)
 
 
 def _start(lane: Lane, resume: Resume) -> None:

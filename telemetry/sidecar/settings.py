@@ -1,0 +1,29 @@
+"""The run's ``sidecar`` config section: where sinks run unless their section says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telemetry.checks import Interval, check_numbers
+from telemetry.errors import ConfigError
+
+DEFAULTS = ("in", "sidecar")
+
+
+@dataclass
+class SidecarSection:
+    """Where sinks whose section says ``process=auto`` run, and how often a sidecar restarts."""
+
+    default: str = "in"
+    """``in``: every sink in the training process; ``sidecar``: sinks that can move (wandb,
+    TensorBoard, an added sink; not the log, memory or, unless asked, console) in a sidecar
+    process that follows the log."""
+    restarts: int = 5
+    """Times a sidecar that died (``kill -9``) is started again in one run at most."""
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first key whose value is not allowed."""
+        if self.default not in DEFAULTS:
+            allowed = " or ".join(DEFAULTS)
+            raise ConfigError(f"sidecar.default must be {allowed}, got {self.default!r}")
+        check_numbers("sidecar", self, {"restarts": Interval(0, integer=True, text="0 or more")})
