@@ -30,8 +30,7 @@ from telemetry.collector.settings import CollectSettings, collect_config
 from telemetry.config import load_config
 from telemetry.logging import configure_logging
 from telemetry.pump import SinkItem
-from telemetry.reader import LOG_NAME
-from telemetry.replay import identify
+from telemetry.reader import LOG_NAME, LogReader
 from telemetry.sidecar.deliver import Until
 from telemetry.sink import SinkContext
 
@@ -55,7 +54,8 @@ _stopping = threading.Event()
 
 
 async def _deliver(run_dir: Path, settings: CollectSettings) -> int:
-    context = SinkContext(run_id=identify(run_dir).run_id, run_dir=run_dir, run_name=run_dir.name)
+    # The central run folder is named after its run id; its log may not exist yet.
+    context = SinkContext(run_id=run_dir.name, run_dir=run_dir, run_name=run_dir.name)
 
     def build() -> Sequence[SinkItem]:
         pairs: list[Any] = build_sinks(settings, settings.sinks, context)
@@ -78,9 +78,9 @@ async def _deliver(run_dir: Path, settings: CollectSettings) -> int:
 
 
 def _last_seq(run_dir: Path) -> int:
-    from telemetry.reader import LogReader
-
     last = 0
+    if not (run_dir / LOG_NAME).is_file():
+        return last
     for event in LogReader(run_dir / LOG_NAME):
         last = event.seq
     return last
