@@ -43,7 +43,8 @@ class Resume:
         if saved is None:  # as a lane in the training process: from the bus's first seq
             saved = Cursor(seq=first_seq, base=first_seq)
         elif saved.base != first_seq:  # an earlier process's counts: its bus reported them
-            saved = Cursor(seq=saved.seq, base=first_seq, started=saved.started, open=saved.open)
+            # Its bus publishes its own run_started: the earlier one is not handed again.
+            saved = Cursor(seq=saved.seq, base=first_seq, open=saved.open)
         if not keeps_steps_open:
             saved.open = {}
         self.cursor = saved

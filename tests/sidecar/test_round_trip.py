@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from tests.sidecar.common import (
 )
 
 STEPS = 40
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _record(folder: Path, process: str) -> dict[str, Any]:
@@ -85,3 +89,27 @@ async def test_in_process_and_sidecar_write_the_same_outputs(tmp_path: Path) -> 
     assert _as_text(here["tensorboard"]) == _as_text(there["tensorboard"])
     assert _as_text(here["wandb"]) == _as_text(there["wandb"])
     assert here["report"] == there["report"]
+
+
+def test_a_trained_and_resumed_run_feeds_its_sidecar(tmp_path: Path) -> None:
+    """``train`` with TensorBoard and wandb (offline) in the sidecar, then ``resume``: every
+    episode of both processes is once in TensorBoard's and wandb's files."""
+    base = ["console.format=json", "sinks=[jsonl,console,tensorboard,wandb]", "wandb.mode=offline"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["NETRC"] = str(tmp_path / "no-netrc")
+
+    def train(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "main.py", "train", *base, "sidecar.default=sidecar", *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    train("trainer=ppo", "episodes=4", f"out={tmp_path / 'runs'}")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    train(f"resume={run_dir}", "episodes=2")
+    board = [s for s in tensorboard_scalars(run_dir / "tensorboard") if s[0] == "episode/steps"]
+    assert sorted(step for _, step, _ in board) == list(range(6))
+    rows = wandb_rows(run_dir, "episode")
+    assert sorted(row["episode"] for row in rows) == list(range(6))
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
