@@ -48,6 +48,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/compat_log.py
 	# publish to the point on an open page, time to first chart of 1,000,000 points, server memory.
 	$(PY) benchmarks/dashboard.py
+	# eight producers through Redis Streams into the central logs, beside the local JSON Lines rate.
+	$(PY) benchmarks/collector.py
+	$(PY) benchmarks/collector.py --appendfsync always
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
