@@ -101,8 +101,9 @@ def planner(folder: SweepFolder, spec: SweepSpec, train: OwnTrain) -> Callable[[
             *folder.overrides,
             *(_override(keys[n], v) for n, v in claim.params.items()),
             f"out={trial}",
-            f"group={folder.id}",
-            f"name={name}-{claim.number}",
+            # Quoted: a hex id such as 088443e4 would otherwise be read back as a number.
+            _override("group", folder.id),
+            _override("name", f"{name}-{claim.number}"),
             "wandb.job_type=sweep",
         ]
         return TrialPlan(argv, trial, env, STOP_SIGNAL, metric, cwd=trial)

@@ -168,3 +168,14 @@ def test_program_missing_is_an_error() -> None:
         "--lr=0.01",
         "--batch_size=32",
     ]
+
+
+def test_a_hex_sweep_id_that_looks_like_a_number_reaches_the_trial_as_text() -> None:
+    """``group=088443e4`` would be read back as 884430000.0: the trial's override quotes it."""
+    from omegaconf import OmegaConf
+
+    from telemetry.sweep.cli import _override
+
+    for sweep_id in ("088443e4", "12345678", "abc12345"):
+        line = _override("group", sweep_id)
+        assert OmegaConf.from_dotlist([line]).group == sweep_id, line
