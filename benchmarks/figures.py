@@ -22,7 +22,11 @@ FIGURE_KEYS: tuple[str, ...] = (
     "throughput.all_sinks_rss_growth_mib",
     "efficiency.tensorboard_steps_per_s",
     "efficiency.wandb_steps_per_s",
-    *(f"training.{name}.{what}" for name in TRAINERS for what in ("overhead_pct", "total_s")),
+    *(
+        f"training.{name}.{what}"
+        for name in TRAINERS
+        for what in ("overhead_pct", "total_s", "sidecar_overhead_pct", "sidecar_total_s")
+    ),
     *(
         f"scaling.{series}.{x}.{what}"
         for series, points in SCALING.items()

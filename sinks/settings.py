@@ -40,8 +40,9 @@ STAY_IN: dict[str, str] = {
 }
 """Sinks that always run in the training process, and why."""
 
-IN_UNLESS_ASKED = frozenset({"console"})
-"""Sinks that ``sidecar.default=sidecar`` leaves in the training process (``process=auto``)."""
+IN_UNLESS_ASKED = frozenset({"console", "redis"})
+"""Sinks that ``sidecar.default=sidecar`` leaves in the training process (``process=auto``):
+the console writes to the user's terminal, redis is one cheap add per batch."""
 
 KEEPS_STEPS_OPEN = frozenset({"wandb"})
 """Sinks that hold each axis's last step until the next arrives (wandb's rows): a sidecar
