@@ -159,7 +159,10 @@ def wait_delivered(out: Path, run_ids: Sequence[str], timeout: float) -> None:
     while left and time.monotonic() < deadline:
         for run_id in list(left):
             cursor = out / run_id / ".collector" / "cursors" / "wandb.json"
-            last = [e.seq for e in LogReader(out / run_id)][-1]
+            # A marker line can follow the run's end (a rank's consumed run_finished read
+            # in the same batch as rank 0's): sinks never get it; the deliverer ends at
+            # run_finished.
+            last = [e.seq for e in LogReader(out / run_id) if not is_marker(e)][-1]
             if cursor.is_file() and orjson.loads(cursor.read_bytes())["seq"] >= last:
                 left.remove(run_id)
         time.sleep(0.3)
