@@ -76,13 +76,10 @@ class Resume:
         self.file.save(cursor)
 
 
-class CursorLane(Lane):
-    """A ``block`` lane that saves its sink's cursor after every batch it settles."""
+class _SavesCursor(Lane):
+    """What both cursor lanes add to their lane: skip what the sink holds, save after each batch."""
 
-    def __init__(self, sink: Sink, delivery: Delivery, progress: Progress, resume: Resume) -> None:
-        super().__init__(sink, delivery, progress, first_seq=resume.cursor.base)
-        _start(self, resume)
-        self.resume = resume
+    resume: Resume
 
     async def _deliver(self, batch: Sequence[Event]) -> None:
         await super()._deliver(self.resume.only_new(batch))
@@ -96,7 +93,16 @@ class CursorLane(Lane):
         _save(self, self.resume, piece)
 
 
-class CursorSpillLane(SpillLane):
+class CursorLane(_SavesCursor):
+    """A ``block`` lane that saves its sink's cursor after every batch it settles."""
+
+    def __init__(self, sink: Sink, delivery: Delivery, progress: Progress, resume: Resume) -> None:
+        super().__init__(sink, delivery, progress, first_seq=resume.cursor.base)
+        _start(self, resume)
+        self.resume = resume
+
+
+class CursorSpillLane(_SavesCursor, SpillLane):
     """A ``spill`` lane (it falls behind onto the followed log) that saves its sink's cursor."""
 
     def __init__(
@@ -110,17 +116,6 @@ class CursorSpillLane(SpillLane):
         super().__init__(sink, delivery, progress, log, first_seq=resume.cursor.base)
         _start(self, resume)
         self.resume = resume
-
-    async def _deliver(self, batch: Sequence[Event]) -> None:
-        await super()._deliver(self.resume.only_new(batch))
-
-    def _delivered(self, piece: Sequence[Event]) -> None:
-        super()._delivered(piece)
-        _save(self, self.resume, piece)
-
-    def _failed(self, piece: Sequence[Event]) -> None:
-        super()._failed(piece)
-        _save(self, self.resume, piece)
 
     def _fell_behind(self, outcome: Outcome, piece: Sequence[Event]) -> bool:
         if outcome is Outcome.BEHIND:
@@ -141,7 +136,7 @@ def _start(lane: Lane, resume: Resume) -> None:
 
 def save_cursor(lane: Lane) -> None:
     """Save where ``lane`` is now (its worker has ended: isolated, done or cancelled)."""
-    if isinstance(lane, (CursorLane, CursorSpillLane)):
+    if isinstance(lane, _SavesCursor):
         _save(lane, lane.resume, ())
 
 
