@@ -35,3 +35,16 @@ def coerce_params(values: Mapping[str, Any], *, what: str = "hyperparameter") ->
         else:
             out[key] = coerce_scalar(key, value, what=what)
     return out
+
+
+def dotted(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``dotted.key -> value`` (lists and empty sections kept whole), as the
+    dashboard's and the reports' config differences show it."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(dotted(value, f"{name}."))
+        else:
+            out[name] = value
+    return out

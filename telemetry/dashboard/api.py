@@ -16,6 +16,7 @@ from telemetry.dashboard.downsample import column_series
 from telemetry.dashboard.index import NotFound, RunIndex
 from telemetry.dashboard.paths import PathRefused
 from telemetry.dashboard.runstate import RunState
+from telemetry.params import dotted
 
 MAX_WIDTH = 10_000
 MAX_KEYS = 200
@@ -137,7 +138,7 @@ def routes(index: RunIndex) -> list[BaseRoute]:
         configs = {}
         for state in states:
             with state.lock:
-                configs[state.id] = flat({**state.details()["config"], **state.hyperparameters})
+                configs[state.id] = dotted({**state.details()["config"], **state.hyperparameters})
         names = sorted({name for config in configs.values() for name in config})
         differences = [
             {"key": name, "values": {i: configs[i].get(name) for i in configs}}
@@ -153,15 +154,3 @@ def routes(index: RunIndex) -> list[BaseRoute]:
         Route("/api/compare", guarded(compare)),
         Route("/api/run/{id:path}", guarded(run)),
     ]
-
-
-def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as dotted keys (``erl.actor_lr``), as the config differences show it."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flat(value, f"{name}."))
-        else:
-            out[name] = value
-    return out

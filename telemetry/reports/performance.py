@@ -16,8 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 from tsdownsample import MinMaxLTTBDownsampler
 
+from telemetry.params import dotted
 from telemetry.reports.document import Cell, Chart, Report, Section, Series, Table
-from telemetry.reports.runs import KeySeries, RunLog, flat_config
+from telemetry.reports.runs import KeySeries, RunLog
 
 MAX_CURVES = 12
 """Learning-curve charts at most; the tables list every main key."""
@@ -161,7 +162,7 @@ def _values_table(
 
 
 def _config_section(runs: Sequence[RunLog], names: list[str]) -> Section:
-    flats = [flat_config(run.config) for run in runs]
+    flats = [dotted(run.config) for run in runs]
     keys = sorted({k for flat in flats for k in flat})
     missing = object()
     differing = [k for k in keys if len({_text(f.get(k, missing)) for f in flats}) > 1]

@@ -122,15 +122,3 @@ def _folder(root: Path, path: Path) -> RunFolder | None:
         run_id=str(header.get("run_id", "")),
         start=float(header.get("time") or 0.0),
     )
-
-
-def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as ``dotted.key -> value`` (lists kept whole)."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flat_config(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
