@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
 from telemetry.dashboard.paths import PathRefused, relative_id, resolve_under
 from telemetry.dashboard.runstate import RunState
 from telemetry.reader import LOG_NAME
+from telemetry.stats.sweeps import read_results
+from telemetry.sweep.folder import RESULTS_FILE
 
 SWEEP_META = "sweep.json"
 
@@ -116,17 +117,10 @@ def sweep_summary(root: Path, folder: Path) -> dict[str, Any]:
     found = spec.get("metric")
     metric: dict[str, Any] = found if isinstance(found, dict) else {}
     goal = metric.get("goal", "minimize")
-    results: list[dict[str, Any]] = []
     try:
-        for line in (folder / "results.jsonl").read_bytes().splitlines():
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                results.append(row)
+        results, _ = read_results(folder / RESULTS_FILE)
     except OSError:
-        pass
+        results = []
     bests = [r["best"] for r in results if isinstance(r.get("best"), (int, float))]
     best = (max(bests) if goal == "maximize" else min(bests)) if bests else None
     trials_dir = folder / "trials"
