@@ -50,13 +50,14 @@ restarted after ``kill -9`` hands those steps again."""
 
 
 def _asks_sink(name: str, section: Any) -> bool:
-    """wandb online reads what its resumed run holds from the run's summary: a restarted
-    sidecar hands it everything and lets it skip that (``telemetry.sidecar.lanes.Resume``)."""
+    """wandb reads what its resumed run holds (online: the run's summary; offline: its run
+    files): a restarted sidecar hands it everything and lets it skip that
+    (``telemetry.sidecar.lanes.Resume``)."""
     if name != "wandb":
         return False
     from sinks.wandb_sink import resolve_mode  # wandb's module only when it is used
 
-    return bool(resolve_mode(section.mode) == "online")
+    return resolve_mode(section.mode) in ("online", "offline")
 
 
 def sink_sections() -> list[tuple[str, type[Any]]]:

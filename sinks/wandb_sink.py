@@ -7,6 +7,11 @@ behind onto the durable log, retries behind a circuit breaker, and on recovery
 resumes the same wandb run (``resume="allow"``, same id) and catches up from
 the log with the original steps. A hidden ``_seq`` column in every row, read
 back from the resumed run's summary, keeps a row from reaching wandb twice.
+
+An offline run is resumed from what its run files hold (``sinks.wandb_runfile``):
+a row handed to wandb that its service had not written when the process was
+killed is sent again, and a row it wrote never is, so a sidecar or collector
+killed with ``kill -9`` neither loses nor repeats a step.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any, TypeVar
 import anyio
 import structlog
 
+from sinks import wandb_runfile
+from sinks.wandb_runfile import APPLIED_KEY, SEQ_KEY, Held
 from telemetry.checks import TIMEOUT, Interval
 from telemetry.errors import SinkBehindError, SinkUnavailableError
 from telemetry.events import (
@@ -44,8 +51,9 @@ from telemetry.sink import Delivery, SinkContext, fresh
 logger = structlog.get_logger("telemetry.wandb")
 T = TypeVar("T")
 MODES = ("auto", "online", "offline", "disabled")
-SEQ_KEY = "_seq"
-"""Hidden column holding the bus ``seq`` of each row: how a resumed run knows what it has."""
+WRITER_WAIT = 10.0
+"""Seconds a resumed offline run waits for a killed process's wandb service to finish
+writing the run's files before reading what they hold."""
 ANALYSIS_PREFIX = "analysis/"
 """History keys of a model analysis's views (``main.py analyze --log-to wandb``)."""
 
@@ -144,6 +152,15 @@ class WandbSink:
         self._announced = False
         self._hole_checked = False
         self._no_console = False
+        self._held: Held | None = None
+        self._read_files = False
+        self._applied_due = 0
+
+    @property
+    def reads_back(self) -> bool:
+        """Reopened, it knows what its run holds (online: the run's summary; offline: its
+        run files), so a restarted sidecar or collector may hand it everything again."""
+        return self.mode in ("online", "offline")
 
     # -- the sink protocol --
 
@@ -159,14 +176,14 @@ class WandbSink:
             if isinstance(event, RunStarted):
                 self._start = event
         if self.run is None:
+            if self.mode == "offline" and not self._read_files:
+                await anyio.to_thread.run_sync(self._read_held)
             await self._call(self._init, self.options.init_timeout, "init")
             new = fresh(new, self.delivered_seq)  # a resumed run may hold some already
             if not self._hole_checked:
                 self._hole_checked = True
-                if new and 0 < self.delivered_seq < new[0].seq - 1:
-                    # The run holds less than the log: a killed process's last rows never
-                    # reached wandb. Its lane reads them back from the log first.
-                    raise SinkBehindError(self.delivered_seq)
+                self._check_hole(new)
+        new = self._unheld(new)
         body = [e for e in new if not isinstance(e, RunFinished)]
         if body:
             await self._call(lambda: self._write(body), self.options.call_timeout, "log")
@@ -195,6 +212,40 @@ class WandbSink:
         except Exception as exc:
             self._drop_run(after_init=what == "init")
             raise SinkUnavailableError(f"wandb {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _read_held(self) -> None:
+        """What earlier processes' offline files of this run hold (read once, before init)."""
+        folder = Path(self.options.dir) if self.options.dir else self.context.run_dir
+        found = wandb_runfile.held(folder / "wandb", self.context.run_id, WRITER_WAIT)
+        self._read_files = True
+        if found.files:
+            self._held = found
+            logger.info(
+                "wandb_offline_resumed", id=self.context.run_id, files=found.files, held=found.top
+            )
+
+    def _check_hole(self, new: Sequence[Event]) -> None:
+        """The run holds less than the log: a killed process's last rows never reached
+        wandb. Its lane reads them back from the log first (``SinkBehindError``)."""
+        if not new:
+            return
+        held = self._held
+        if held is not None and not held.finished and new[0].seq > 1:
+            # Which of the earlier events an unfinished run lacks only the log can say.
+            raise SinkBehindError(0)
+        if held is None and 0 < self.delivered_seq < new[0].seq - 1:
+            raise SinkBehindError(self.delivered_seq)
+
+    def _unheld(self, new: Sequence[Event]) -> Sequence[Event]:
+        """``new`` less what the run files hold; config updates always go (they repeat
+        harmlessly, and a resumed run's own file then holds the whole config)."""
+        held = self._held
+        if held is None or not new:
+            return new
+        if new[0].seq > held.top:
+            self._held = None  # past everything the files hold
+            return new
+        return [e for e in new if isinstance(e, (Hyperparameters, SystemInfo)) or not held.holds(e)]
 
     def _drop_run(self, after_init: bool) -> None:
         """Forget a run that failed; the next attempt resumes it with a fresh ``init``.
@@ -263,6 +314,7 @@ class WandbSink:
             if isinstance(event, SCALAR_EVENTS):
                 open_row = self._open_rows.get(event.axis)
                 if open_row is not None and open_row[0] != event.step:
+                    self._mark_applied()
                     self.run.log(open_row[1])
                     open_row = None
                 if open_row is None:
@@ -274,9 +326,19 @@ class WandbSink:
                 row[SEQ_KEY] = event.seq
             else:
                 self._apply(event)
+                self._applied_due = event.seq
             self.delivered_seq = event.seq
+        self._mark_applied()
+
+    def _mark_applied(self) -> None:
+        """Offline: note in the summary the last event applied (not a row) before the next
+        record, so a resumed run knows its file holds it (``sinks.wandb_runfile``)."""
+        if self._applied_due and self.mode == "offline":
+            self.run.summary[APPLIED_KEY] = self._applied_due
+        self._applied_due = 0
 
     def _flush_rows(self) -> None:
+        self._mark_applied()
         rows, self._open_rows = self._open_rows, {}
         for _, row in sorted(rows.values(), key=lambda item: item[1][SEQ_KEY]):
             self.run.log(row)
@@ -289,6 +351,8 @@ class WandbSink:
         status = finished.status if finished is not None else "finished"
         if finished is not None:
             self.run.summary[SEQ_KEY] = finished.seq
+            self._applied_due = finished.seq
+            self._mark_applied()
         self._finish(0 if status in ("finished", "stopped") else 1)
         if finished is not None:
             self.delivered_seq = finished.seq

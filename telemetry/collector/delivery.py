@@ -73,6 +73,13 @@ def _without_markers(items: Sequence[SinkItem]) -> list[SinkItem]:
     return out
 
 
+def _reads_back(sink: Sink) -> bool:
+    """The sink, reopened, knows what its backend holds (wandb's ``reads_back``): it is
+    handed the whole log again and skips what it holds (``telemetry.sidecar.lanes.Resume``)."""
+    inner = sink.inner if isinstance(sink, WithoutMarkers) else sink
+    return bool(getattr(inner, "reads_back", False))
+
+
 def _try_lock(run_dir: Path) -> int | None:
     """This process's lock on delivering ``run_dir``, or None while another holds it."""
     state = run_dir / STATE_DIR
@@ -110,6 +117,7 @@ async def deliver_run(
             cursors=run_dir / STATE_DIR / "cursors",
             until=until,
             keeps_steps_open=lambda sink: sink.name == "wandb",
+            asks_sink=_reads_back,
         )
     finally:
         os.close(fd)

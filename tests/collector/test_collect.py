@@ -76,10 +76,6 @@ def _left_in_streams(server: RedisServer, timeout: float) -> int:
             time.sleep(0.2)
 
 
-# In make test-long, not make test: it failed 1 run in 3 here (a wandb offline row of a
-# step missing after the collector's kill -9; a two-rank run whose deliverer never reached
-# the log's end under load): see the README's known limits. Issue 15 stays open for it.
-@pytest.mark.long
 @pytest.mark.timeout(150)
 def test_eight_producers_survive_a_collector_killed_mid_stream(tmp_path: Path) -> None:
     """Killed with kill -9 mid-stream and restarted, the collector leaves every event of
@@ -107,10 +103,6 @@ def test_eight_producers_survive_a_collector_killed_mid_stream(tmp_path: Path) -
         check_wandb_history(out / run_id)
 
 
-# In make test-long, not make test: it failed 1 run in 3 here (a wandb offline row of a
-# step missing after the collector's kill -9; a two-rank run whose deliverer never reached
-# the log's end under load): see the README's known limits. Issue 15 stays open for it.
-@pytest.mark.long
 @pytest.mark.timeout(120)
 def test_two_ranks_make_one_run_with_rank_zero_config_and_per_rank_keys(tmp_path: Path) -> None:
     """Ranks 0 and 1 of one run become one central run: one run_started (rank 0's config),

@@ -1,10 +1,10 @@
 """A sidecar killed with ``kill -9`` mid-run is started again and loses and repeats nothing.
 
-wandb runs online against the fake W&B backend: a resumed run's summary says
-which rows the server holds (``SinkBehindError`` then has the rest read back).
-Offline, wandb's own service loses the rows it had buffered and not written
-when its client is killed (in the training process as in a sidecar), and a
-new offline run cannot know them; README, Guarantees.
+wandb online against the fake W&B backend: a resumed run's summary says which
+rows the server holds (``SinkBehindError`` then has the rest read back).
+Offline: the resumed run reads what the killed run's files hold
+(``sinks.wandb_runfile``), so rows the killed process handed wandb and its
+service never wrote go again, and only those.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -20,6 +21,7 @@ import pytest
 from telemetry.bus import Bus
 from telemetry.sidecar.cursor import CursorFile
 from telemetry.sidecar.parent import Sidecar
+from tests.fakes.wandb_file import history
 from tests.fakes.wandb_server import FakeWandbServer, online_env
 from tests.fakes.wandb_server import wandb_server as wandb_server
 from tests.sidecar.common import (
@@ -75,6 +77,39 @@ async def test_kill_9_of_the_sidecar_loses_and_repeats_no_step(
         "wandb.mode=online",
         "sidecar.default=sidecar",
     ]
+
+    async def some_rows_held(held: int) -> int:
+        # Mid-run: the server holds some of this sidecar's rows, not all.
+        await _until_rows(wandb_server, held + 20)
+        return len(wandb_server.history(RUN_ID))
+
+    steps = await _kill_twice(tmp_path, overrides, some_rows_held)
+    rows = [row for row in wandb_server.history(RUN_ID) if "episode" in row]
+    _every_step_once(rows, steps)
+
+
+async def test_kill_9_of_the_sidecar_with_wandb_offline_loses_and_repeats_no_step(
+    tmp_path: Path,
+) -> None:
+    """The same two ``kill -9`` with wandb offline: the run files together hold every step
+    exactly once (each sidecar's run in its own file)."""
+    overrides = ["sinks=[jsonl,tensorboard,wandb]", "wandb.mode=offline", "sidecar.default=sidecar"]
+
+    async def no_wait(held: int) -> int:
+        return held
+
+    steps = await _kill_twice(tmp_path, overrides, no_wait)
+    files = sorted((tmp_path / "wandb").glob(f"offline-run-*-{RUN_ID}/run-{RUN_ID}.wandb"))
+    assert len(files) == 3
+    rows = [row for path in files for row in history(path) if "episode" in row]
+    _every_step_once(rows, steps)
+
+
+async def _kill_twice(
+    tmp_path: Path, overrides: list[str], rows_held: Callable[[int], Awaitable[int]]
+) -> int:
+    """Publish, ``kill -9`` the sidecar mid-run, publish while it is down, twice; then
+    more, and close. TensorBoard holds every step once; returns the steps published."""
     steps = held = 0
     with anyio.fail_after(150):
         async with run_bus(tmp_path, overrides, health_interval=None) as bus:
@@ -85,9 +120,7 @@ async def test_kill_9_of_the_sidecar_loses_and_repeats_no_step(
                 seq = bus.published
                 await _until_delivered(sidecar, "wandb", seq // 2)
                 await _until_delivered(sidecar, "tensorboard", seq // 2)
-                # Mid-run: the server holds some of this sidecar's rows, not all.
-                await _until_rows(wandb_server, held + 20)
-                held = len(wandb_server.history(RUN_ID))
+                held = await rows_held(held)
                 pid = sidecar.pid
                 assert pid is not None
                 os.kill(pid, signal.SIGKILL)
@@ -102,14 +135,16 @@ async def test_kill_9_of_the_sidecar_loses_and_repeats_no_step(
     assert bus.report is not None
     assert sidecar.restarts == 2
     assert bus.report.undelivered == {}, bus.report
-    wanted = list(range(steps))
     board = [
         step
         for tag, step, _ in tensorboard_scalars(tmp_path / "tensorboard")
         if tag == "fitness/best"
     ]
-    assert sorted(board) == wanted
-    rows = [row for row in wandb_server.history(RUN_ID) if "episode" in row]
-    assert sorted(row["episode"] for row in rows) == wanted
-    assert all(row["fitness/best"] == float(row["episode"]) for row in rows)
+    assert sorted(board) == list(range(steps))
     assert time.monotonic() - started < 1
+    return steps
+
+
+def _every_step_once(rows: list[dict[str, object]], steps: int) -> None:
+    assert sorted(int(str(row["episode"])) for row in rows) == list(range(steps))
+    assert all(row["fitness/best"] == float(str(row["episode"])) for row in rows)
