@@ -6,13 +6,12 @@ whole process (``WandbSink`` calls ``wandb.teardown`` to get its file written), 
 would cut off every other run the collector is delivering. The child follows the
 run's central log from the sinks' durable cursors until the run's ``run_finished``
 (exit 0), or until SIGTERM (sent by the collector when it stops, and by the kernel
-when the collector dies), after which it delivers what the log holds within
-``close_timeout`` and exits 0.
+when the collector dies: ``spawn`` starts it through the orphan guard), after which
+it delivers what the log holds within ``close_timeout`` and exits 0.
 """
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import subprocess
 import sys
@@ -32,21 +31,12 @@ from telemetry.logging import configure_logging
 from telemetry.pump import SinkItem
 from telemetry.reader import LOG_NAME, LogReader
 from telemetry.sidecar.deliver import Until
+from telemetry.sidecar.process import GUARD
 from telemetry.sink import SinkContext
 
 logger = structlog.get_logger("telemetry.collector")
 RESTART_AFTER = 2.0
 """Seconds before a deliverer that died is started again (it resumes from its cursors)."""
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel for SIGTERM when the collector dies (Linux), so no orphan delivers on."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 _stopping = threading.Event()
@@ -87,16 +77,17 @@ def _last_seq(run_dir: Path) -> int:
 
 
 def spawn(run_dir: Path, overrides: Sequence[str]) -> subprocess.Popen[bytes]:
-    """Start the deliverer of ``run_dir`` with the collector's overrides."""
-    argv = [sys.executable, "-m", "telemetry.collector.deliverer", str(run_dir), *overrides]
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    """Start the deliverer of ``run_dir`` with the collector's overrides, through the orphan
+    guard: its ``PR_SET_PDEATHSIG`` is set before Python loads the sinks (a second or so in
+    which a collector killed with ``kill -9`` would otherwise leave it delivering on)."""
+    argv = [sys.executable, str(GUARD), sys.executable, "-m", "telemetry.collector.deliverer"]
+    return subprocess.Popen([*argv, str(run_dir), *overrides], stdin=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: _stopping.set())
-    _die_with_parent()
     configure_logging()
     settings = load_config(collect_config(), None, args[1:])
     return anyio.run(_deliver, Path(args[0]), settings)

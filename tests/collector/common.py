@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import psutil
 
 from telemetry.collector.origin import is_marker, parse_ranges
 from telemetry.collector.ranks import RANK_ZERO_ONLY
@@ -89,6 +90,25 @@ def start_collector(
     argv = [*prefix, sys.executable, "-m", "telemetry.collector", "--broker", url]
     argv += ["--out", str(out), "claim_idle=2", "finish_wait=3", *overrides]
     return _popen(argv)
+
+
+def deliverers_of(out: Path) -> list[int]:
+    """Pids of deliverer processes delivering a run under ``out``."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        argv = process.info["cmdline"] or []
+        if "telemetry.collector.deliverer" in argv and any(a.startswith(str(out)) for a in argv):
+            found.append(process.pid)
+    return found
+
+
+def no_deliverer_left(out: Path, timeout: float) -> None:
+    """Within ``timeout`` s, no deliverer of a run under ``out`` is alive (they die with
+    their collector: SIGTERM by ``PR_SET_PDEATHSIG``, then what their log holds)."""
+    deadline = time.monotonic() + timeout
+    while (left := deliverers_of(out)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"deliverers outlived their collector: {left}"
 
 
 def line_count(path: Path) -> int:

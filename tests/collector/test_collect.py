@@ -21,6 +21,7 @@ from tests.collector.common import (
     check_wandb_history,
     line_count,
     local_seqs,
+    no_deliverer_left,
     origins,
     start_collector,
     start_producer,
@@ -90,12 +91,14 @@ def test_eight_producers_survive_a_collector_killed_mid_stream(tmp_path: Path) -
             time.sleep(0.05)
         collector.send_signal(signal.SIGKILL)
         collector.wait(timeout=10)
+        no_deliverer_left(out, timeout=20)  # none delivers on unwatched, holding its run
         collector = start_collector(url, out, "wandb.mode=offline")
         wait_all([p.process for p in producers], timeout=90)
         expected = local_seqs(producers)
         assert central_until(out, expected, timeout=30) == expected
         wait_delivered(out, list(expected), timeout=60)
         assert stop(collector) == 0
+        no_deliverer_left(out, timeout=5)
         with server.client() as client:  # acknowledged and trimmed: nothing left behind
             for key in client.scan_iter(match="rltelemetry:run:*"):
                 assert client.xlen(key) == 0
