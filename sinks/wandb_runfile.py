@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from wandb.proto import wandb_internal_pb2
 
 from telemetry.events import SCALAR_EVENTS, Event
 
@@ -73,6 +72,9 @@ def records(path: Path) -> Iterator[Record]:
 
 
 def _parse(payload: bytes) -> Record:
+    # wandb's package takes a second to import: only where a run file is read.
+    from wandb.proto import wandb_internal_pb2
+
     record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]
     record.ParseFromString(payload)
     return record
