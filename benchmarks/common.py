@@ -369,6 +369,20 @@ def isolate_wandb(root: Path) -> None:
 
 
 @contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 on /dev/null meanwhile: what a sidecar started now prints (its
+    console) goes where the in-process console's lines go in the comparison."""
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def devnull_text() -> Iterator[Any]:
     """A text stream to /dev/null (the console sink's and structlog's target)."""
     with open(os.devnull, "w") as stream:

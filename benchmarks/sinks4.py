@@ -44,13 +44,15 @@ def all_four(folder: Path, rid: str, stream: Any) -> list[Sink]:
     return [jsonl(folder, rid), console(stream), tensorboard(folder), wandb(folder, rid)]
 
 
-def with_sidecar(folder: Path, rid: str, stream: Any) -> list[Sink]:
-    """JSON Lines and console in this process; TensorBoard and wandb (offline) as in
-    ``all_four``, in a sidecar process that follows the log."""
+def with_sidecar(folder: Path, rid: str) -> list[Sink]:
+    """JSON Lines in this process; console, TensorBoard and wandb (offline) as in
+    ``all_four``, in a sidecar process that follows the log, where ``sidecar.default=sidecar``
+    puts them (the console prints to the sidecar's standard error: see ``quiet_stderr``)."""
     folder.mkdir(parents=True, exist_ok=True)
     context = SinkContext(run_id=rid, run_dir=folder, run_name=rid)
-    heavy = {
+    moved = {
+        "console": ConsoleOptions(format="json"),
         "tensorboard": TensorBoardOptions(),
         "wandb": WandbOptions(mode="offline", dir=str(folder / "wandb")),
     }
-    return [jsonl(folder, rid), console(stream), sidecar_sink(context, heavy)]
+    return [jsonl(folder, rid), sidecar_sink(context, moved)]

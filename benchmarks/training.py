@@ -1,5 +1,6 @@
-"""4. Training overhead: each trainer with all four sinks in its process, with the heavy sinks
-(TensorBoard, wandb) in a sidecar process, and with the memory sink only, interleaved.
+"""4. Training overhead: each trainer with all four sinks in its process, with the sinks
+``sidecar.default=sidecar`` moves (console, TensorBoard, wandb) in a sidecar process at its
+default priority, and with the memory sink only, interleaved.
 
 Each run is set up as ``main.py train`` sets it up (run info with the config,
 aggregates every 10 steps of the trainer's axis, health every 5 s), in a fresh
@@ -19,7 +20,7 @@ from agents.erl import ERLConfig
 from agents.ppo import PPOConfig
 from agents.registry import trainer_spec
 from benchmarks import sinks4
-from benchmarks.common import Report, Sizes, devnull_text, interleave
+from benchmarks.common import Report, Sizes, devnull_text, interleave, quiet_stderr
 from benchmarks.throughput import check_report
 from sinks.memory import MemorySink
 from telemetry.aggregate import AggregateSpec
@@ -117,20 +118,24 @@ async def trainer(
         if kind == "all":
             return sinks4.all_four(path, path.name, stream)
         if kind == "side":
-            return sinks4.with_sidecar(path, path.name, stream)
+            return sinks4.with_sidecar(path, path.name)
         return [MemorySink()]
 
     def block(kind: str) -> Any:
         async def one() -> dict[str, float]:
             path = fresh(kind)
-            return await train_once(name, episodes, path, sinks(kind, path), sizes.training_small)
+            with quiet_stderr():  # the sidecar's console prints where the in-process one does
+                return await train_once(
+                    name, episodes, path, sinks(kind, path), sizes.training_small
+                )
 
         return one
 
     # Warm-up, untimed: imports, first allocations, torch's first kernels, wandb's service.
     for kind in ("all", "side", "mem"):
         path = fresh(f"warm-{kind}")
-        await train_once(name, 1, path, sinks(kind, path), sizes.training_small)
+        with quiet_stderr():
+            await train_once(name, 1, path, sinks(kind, path), sizes.training_small)
     kinds = ("all", "side", "mem")
     samples = await interleave(sizes.training_repeats, {kind: block(kind) for kind in kinds})
     events = int(samples["all.events"][0])
@@ -139,7 +144,8 @@ async def trainer(
     )
     _overhead(report, f"training.{name}.overhead_pct", all_label, samples, "all", GOAL_PCT)
     side_label = (
-        f"{name} train({episodes}): TensorBoard and wandb in the sidecar vs memory sink only"
+        f"{name} train({episodes}): console, TensorBoard and wandb in the sidecar (priority "
+        "idle) vs memory sink only"
     )
     _overhead(
         report,

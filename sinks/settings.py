@@ -40,9 +40,10 @@ STAY_IN: dict[str, str] = {
 }
 """Sinks that always run in the training process, and why."""
 
-IN_UNLESS_ASKED = frozenset({"console", "redis"})
+IN_UNLESS_ASKED = frozenset({"redis"})
 """Sinks that ``sidecar.default=sidecar`` leaves in the training process (``process=auto``):
-the console writes to the user's terminal, redis is one cheap add per batch."""
+redis is one cheap add per batch, and the producer of a collected run. (The console moves:
+the sidecar shares the trainer's terminal.)"""
 
 KEEPS_STEPS_OPEN = frozenset({"wandb"})
 """Sinks that hold each axis's last step until the next arrives (wandb's rows): a sidecar
@@ -121,20 +122,27 @@ def build_sinks(config: Any, names: list[str], context: SinkContext) -> list[tup
     if moved:
         section: SidecarSection = getattr(config, SIDECAR)
         sections = {name: getattr(config, name) for name in moved}
-        sidecar = sidecar_sink(context, sections, restarts=section.restarts)
+        sidecar = sidecar_sink(
+            context, sections, restarts=section.restarts, priority=section.priority
+        )
         pairs.append((sidecar, sidecar.delivery))
     return pairs
 
 
 def sidecar_sink(
-    context: SinkContext, sections: Mapping[str, Delivery], *, restarts: int = 5
+    context: SinkContext,
+    sections: Mapping[str, Delivery],
+    *,
+    restarts: int = 5,
+    priority: str = "idle",
 ) -> Sidecar:
     """The sink that runs the sinks named in ``sections`` (each with its section) in a
     sidecar process following the log of ``context.run_dir``."""
     moved = tuple(_moved(name, section) for name, section in sections.items())
     # The bus starts after the log's last seq (a resumed run's), as it reads before opening.
     first_seq = _last_seq_in(context.run_dir / LOG_NAME) if context.resumed else 0
-    return Sidecar(spec_for(context, moved, first_seq=first_seq), restarts=restarts)
+    spec = spec_for(context, moved, first_seq=first_seq, priority=priority)
+    return Sidecar(spec, restarts=restarts)
 
 
 def build_here(config: Any, names: list[str], context: SinkContext) -> list[tuple[Sink, Any]]:

@@ -9,6 +9,7 @@ process's to handle: the sidecar ignores SIGINT and is told when to stop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -38,12 +39,26 @@ def main(argv: Sequence[str]) -> int:
         print("usage: python -m telemetry.sidecar RUN_DIR", file=sys.stderr)
         return 2
     spec = SidecarSpec.load(Path(argv[0]))
+    lower_priority(spec.priority)
     met = anyio.run(_run, spec)
     # Its sinks are closed and its cursors saved: done. Client libraries' own threads
     # (wandb's analytics, a stdin read in flight) must not keep the process on.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0 if met else LATE)
+
+
+def lower_priority(priority: str) -> None:
+    """Take the CPU priority ``priority`` (``sidecar.priority``) before any thread or child
+    process starts: they inherit it (wandb's service too)."""
+    if priority == "normal":
+        return
+    if priority == "idle" and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+    with contextlib.suppress(OSError):
+        os.nice(19)
 
 
 async def _run(spec: SidecarSpec) -> bool:

@@ -77,6 +77,8 @@ class SidecarSpec:
     resumed: bool
     first_seq: int
     sinks: tuple[MovedSink, ...]
+    priority: str = "idle"
+    """CPU priority of the sidecar process (``telemetry.sidecar.settings``)."""
 
     @property
     def context(self) -> SinkContext:
@@ -108,9 +110,12 @@ class SidecarSpec:
         return cls(**data, sinks=sinks)
 
 
-def spec_for(context: SinkContext, sinks: tuple[MovedSink, ...], *, first_seq: int) -> SidecarSpec:
+def spec_for(
+    context: SinkContext, sinks: tuple[MovedSink, ...], *, first_seq: int, priority: str = "idle"
+) -> SidecarSpec:
     """The spec of a run about to open its bus, whose ``seq`` start after ``first_seq``."""
     return SidecarSpec(
+        priority=priority,
         run_id=context.run_id,
         run_dir=str(context.run_dir),
         run_name=context.run_name,
