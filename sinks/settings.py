@@ -17,7 +17,7 @@ from telemetry.errors import ConfigError
 from telemetry.reader import LOG_NAME
 from telemetry.sidecar.parent import Sidecar
 from telemetry.sidecar.settings import SidecarSection
-from telemetry.sidecar.spec import MovedSink, spec_for
+from telemetry.sidecar.spec import MovedSink, importable, spec_for
 from telemetry.sink import Delivery, Sink, SinkContext
 
 __all__ = [
@@ -44,6 +44,9 @@ IN_UNLESS_ASKED = frozenset({"redis"})
 """Sinks that ``sidecar.default=sidecar`` leaves in the training process (``process=auto``):
 redis is one cheap add per batch, and the producer of a collected run. (The console moves:
 the sidecar shares the trainer's terminal.)"""
+
+LIGHT = frozenset({"console"})
+"""Sinks that do not, alone, make ``sidecar.default=auto`` start a sidecar."""
 
 KEEPS_STEPS_OPEN = frozenset({"wandb"})
 """Sinks that hold each axis's last step until the next arrives (wandb's rows): a sidecar
@@ -159,14 +162,28 @@ def sidecar_names(config: Any, names: list[str]) -> list[str]:
     sidecar: SidecarSection | None = getattr(config, SIDECAR, None)
     if sidecar is None or LOG_SINK not in names:
         return []
+    default = sidecar.default
+    if default == "auto":
+        # Worth a second process only for a sink that costs the trainer: not for the console.
+        heavy = [n for n in names if n not in LIGHT and _can_move(config, n)]
+        default = "sidecar" if heavy else "in"
     moved = []
     for name in names:
         process = getattr(config, name).process
         if process == "auto" and name not in STAY_IN and name not in IN_UNLESS_ASKED:
-            process = sidecar.default
+            process = default if sidecar.default != "auto" or _can_move(config, name) else "in"
         if process == "sidecar" and name not in STAY_IN:
             moved.append(name)
     return moved
+
+
+def _can_move(config: Any, name: str) -> bool:
+    """``name`` would move under ``sidecar.default=sidecar``, and another process can import
+    its code (a sink defined in a script stays in under ``auto``; asked, it is refused)."""
+    if name in STAY_IN or name in IN_UNLESS_ASKED or getattr(config, name).process != "auto":
+        return False
+    spec = sink_spec(name)
+    return importable(spec.build) and importable(type(getattr(config, name)))
 
 
 def _moved(name: str, section: Delivery) -> MovedSink:

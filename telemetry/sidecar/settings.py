@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from telemetry.checks import Interval, check_numbers
 from telemetry.errors import ConfigError
 
-DEFAULTS = ("in", "sidecar")
+DEFAULTS = ("auto", "in", "sidecar")
 PRIORITIES = ("idle", "low", "normal")
 
 
@@ -15,10 +15,11 @@ PRIORITIES = ("idle", "low", "normal")
 class SidecarSection:
     """Where sinks whose section says ``process=auto`` run, and how often a sidecar restarts."""
 
-    default: str = "in"
+    default: str = "auto"
     """``in``: every sink in the training process; ``sidecar``: sinks that can move (wandb,
-    TensorBoard, an added sink; not the log, memory or, unless asked, console) in a sidecar
-    process that follows the log."""
+    TensorBoard, console, an added sink; not the log, memory or, unless asked, redis) in a
+    sidecar process that follows the log; ``auto``: ``sidecar`` when the run has a sink
+    that can move other than the console (wandb, TensorBoard, an added sink), else ``in``."""
     restarts: int = 5
     """Times a sidecar that died (``kill -9``) is started again in one run at most."""
     priority: str = "idle"
@@ -30,7 +31,7 @@ class SidecarSection:
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first key whose value is not allowed."""
         if self.default not in DEFAULTS:
-            allowed = " or ".join(DEFAULTS)
+            allowed = ", ".join(DEFAULTS)
             raise ConfigError(f"sidecar.default must be {allowed}, got {self.default!r}")
         if self.priority not in PRIORITIES:
             allowed = ", ".join(PRIORITIES)

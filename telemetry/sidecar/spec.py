@@ -125,9 +125,15 @@ def spec_for(
     )
 
 
+def importable(thing: Any) -> bool:
+    """Another process can import ``thing`` by module and name (not a lambda, a local or
+    something of ``__main__``)."""
+    return "<" not in thing.__qualname__ and thing.__module__ != "__main__"
+
+
 def _importable(name: str, thing: Any) -> str:
     where = f"{thing.__module__}:{thing.__qualname__}"
-    if "<" in thing.__qualname__ or thing.__module__ == "__main__":  # a lambda, a local
+    if not importable(thing):
         raise ConfigError(
             f"{name}.process=sidecar: the sink's code ({where}) cannot be imported by another "
             f"process; define it in a module, or use {name}.process=in"

@@ -67,7 +67,7 @@ async def test_jsonl_and_memory_stay_in_the_training_process(tmp_path: Path) -> 
             run_bus(tmp_path, [f"sinks=[{sink}]", f"{sink}.process=sidecar"])
     with pytest.raises(main.ConfigError, match=r"wandb\.process must be auto, in, sidecar"):
         run_bus(tmp_path, ["sinks=[wandb]", "wandb.process=elsewhere"])
-    with pytest.raises(main.ConfigError, match=r"sidecar\.default must be in or sidecar"):
+    with pytest.raises(main.ConfigError, match=r"sidecar\.default must be auto, in, sidecar"):
         run_bus(tmp_path, ["sidecar.default=yes"])
     with pytest.raises(main.ConfigError, match=r"sidecar\.priority must be one of idle, low"):
         run_bus(tmp_path, ["sidecar.priority=high"])

@@ -59,3 +59,14 @@ def test_the_console_moves_with_the_default_unless_kept_in() -> None:
     assert sidecar_names(config, names) == ["console", "tensorboard"]
     kept = load_config(main.run_config(), None, ["sidecar.default=sidecar", "console.process=in"])
     assert sidecar_names(kept, names) == ["tensorboard"]
+
+
+def test_auto_starts_a_sidecar_only_for_a_sink_heavier_than_the_console() -> None:
+    """``sidecar.default=auto`` (the default): the console alone stays in; with wandb or
+    TensorBoard beside it, the console goes with them."""
+    config = load_config(main.run_config(), None, [])
+    assert config.sidecar.default == "auto"
+    assert sidecar_names(config, ["jsonl", "console"]) == []
+    assert sidecar_names(config, ["jsonl", "console", "wandb"]) == ["console", "wandb"]
+    assert sidecar_names(config, ["jsonl", "tensorboard", "redis"]) == ["tensorboard"]
+    assert sidecar_names(config, ["memory", "wandb"]) == []  # no log to follow
