@@ -103,8 +103,9 @@ async def run(sizes: Sizes, report: Report, folder: Path) -> None:
 async def trainer(
     name: str, episodes: int, sizes: Sizes, report: Report, folder: Path, stream: Any
 ) -> None:
-    """All four sinks in process, the heavy ones in a sidecar, and the memory sink only, for
-    one trainer, interleaved, after a warm-up of each."""
+    """All four sinks in process, the heavy ones in a sidecar, and the memory sink only
+    (twice: the second against the first is an A/A pair, the noise floor of the others),
+    for one trainer, interleaved, after a warm-up of each."""
     count = 0
 
     def fresh(kind: str) -> Path:
@@ -136,7 +137,7 @@ async def trainer(
         path = fresh(f"warm-{kind}")
         with quiet_stderr():
             await train_once(name, 1, path, sinks(kind, path), sizes.training_small)
-    kinds = ("all", "side", "mem")
+    kinds = ("all", "side", "mem", "again")
     samples = await interleave(sizes.training_repeats, {kind: block(kind) for kind in kinds})
     events = int(samples["all.events"][0])
     all_label = (
@@ -155,6 +156,21 @@ async def trainer(
         "side",
         SIDECAR_GOAL_PCT,
     )
+    noise = report.compare(
+        f"training.{name}.noise_pct",
+        f"{name}: memory sink only again vs memory sink only (A/A: the noise floor)",
+        samples["again.train_s"],
+        samples["mem.train_s"],
+        "s",
+        anchor_label="memory sink only",
+    )
+    if noise.ratio is not None:
+        again, mem = samples["again.train_s"], samples["mem.train_s"]
+        pairs = [a / m - 1 for a, m in zip(again, mem, strict=True)]
+        noise.note = (
+            f"A/A {(noise.ratio - 1) * 100:+.1f}%, single pairs "
+            f"{min(pairs) * 100:+.1f}% to {max(pairs) * 100:+.1f}%"
+        )
     report.compare(
         f"training.{name}.total_s",
         f"{name}: bus open to close done, all four sinks (wandb start and finish included)",
