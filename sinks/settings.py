@@ -59,9 +59,9 @@ def _asks_sink(name: str, section: Any) -> bool:
     (``telemetry.sidecar.lanes.Resume``)."""
     if name != "wandb":
         return False
-    from sinks.wandb_sink import resolve_mode  # wandb's module only when it is used
+    from sinks.wandb_sink import READS_BACK, resolve_mode
 
-    return resolve_mode(section.mode) in ("online", "offline")
+    return resolve_mode(section.mode) in READS_BACK
 
 
 def sink_sections() -> list[tuple[str, type[Any]]]:

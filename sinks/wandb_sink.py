@@ -51,6 +51,8 @@ from telemetry.sink import Delivery, SinkContext, fresh
 logger = structlog.get_logger("telemetry.wandb")
 T = TypeVar("T")
 MODES = ("auto", "online", "offline", "disabled")
+READS_BACK = ("online", "offline")
+"""Modes in which a reopened sink knows what its run holds (see ``WandbSink.reads_back``)."""
 WRITER_WAIT = 10.0
 """Seconds a resumed offline run waits for a killed process's wandb service to finish
 writing the run's files before reading what they hold."""
@@ -160,7 +162,7 @@ class WandbSink:
     def reads_back(self) -> bool:
         """Reopened, it knows what its run holds (online: the run's summary; offline: its
         run files), so a restarted sidecar or collector may hand it everything again."""
-        return self.mode in ("online", "offline")
+        return self.mode in READS_BACK
 
     # -- the sink protocol --
 
