@@ -27,9 +27,9 @@ import redis
 
 from telemetry.checks import TIMEOUT, Interval
 from telemetry.codec import encode
-from telemetry.collector.streams import FIELD, entry_id, stream_key
+from telemetry.collector.streams import FIELD, WORLD, entry_id, stream_key
 from telemetry.errors import ConfigError, SinkUnavailableError
-from telemetry.events import Event
+from telemetry.events import Event, RunFinished
 from telemetry.sink import Delivery, SinkContext, fresh
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -44,6 +44,10 @@ class RedisOptions(Delivery):
     """The broker, ``redis://HOST:PORT[/DB]``; required when ``sinks`` lists redis."""
     rank: int | None = None
     """This process's rank in a multi-process run; default: $RANK (torch.distributed), else 0."""
+    world_size: int | None = None
+    """Ranks in the run; default: $WORLD_SIZE (torch.distributed), else unknown. Rank 0's
+    ``run_finished`` carries it, so the collector ends the central run only once every rank
+    has ended, a rank not yet started included (unknown: the ranks it has seen)."""
     connect_timeout: float = 2.0
     """Seconds to connect before the broker counts as unreachable."""
     timeout: float = 5.0
@@ -54,9 +58,12 @@ class RedisOptions(Delivery):
 
     def extra_checks(self) -> list[tuple[str, bool, str]]:
         rank_ok = self.rank is None or (isinstance(self.rank, int) and self.rank >= 0)
+        world = self.world_size
+        world_ok = world is None or (isinstance(world, int) and world >= 1)
         return [
             ("url", valid_url(self.url), "a broker URL redis://HOST:PORT (required for redis)"),
             ("rank", rank_ok, "an integer >= 0"),
+            ("world_size", world_ok, "an integer >= 1"),
         ]
 
 
@@ -80,12 +87,27 @@ def resolve_rank(
     """The rank to publish under: the option, else $RANK as torch.distributed sets it, else 0."""
     if option is not None:
         return option
-    text = environ.get("RANK", "").strip()
+    return _from_env(environ, "RANK", "redis.rank", minimum=0) or 0
+
+
+def resolve_world_size(
+    option: int | None, environ: os._Environ[str] | dict[str, str] = os.environ
+) -> int | None:
+    """The run's number of ranks: the option, else $WORLD_SIZE, else None (unknown)."""
+    if option is not None:
+        return option
+    return _from_env(environ, "WORLD_SIZE", "redis.world_size", minimum=1)
+
+
+def _from_env(
+    environ: os._Environ[str] | dict[str, str], variable: str, key: str, minimum: int
+) -> int | None:
+    text = environ.get(variable, "").strip()
     if not text:
-        return 0
-    if not text.isdigit():
+        return None
+    if not text.isdigit() or int(text) < minimum:
         raise ConfigError(
-            f"redis.rank: the RANK environment variable must be 0 or more, got {text!r}"
+            f"{key}: the {variable} environment variable must be {minimum} or more, got {text!r}"
         )
     return int(text)
 
@@ -101,6 +123,7 @@ class RedisSink:
         self.name = "redis"
         self.options = options
         self.rank = resolve_rank(options.rank)
+        self.world_size = resolve_world_size(options.world_size)
         self.key = stream_key(run_id, self.rank)
         self.delivered_seq = 0
         self._client: redis.Redis | None = None
@@ -133,7 +156,10 @@ class RedisSink:
             raise SinkUnavailableError("the redis sink is not open")
         pipe = client.pipeline(transaction=True)
         for event in events:
-            pipe.xadd(self.key, {FIELD: encode(event)}, id=entry_id(event.seq))
+            fields: dict[Any, Any] = {FIELD: encode(event)}
+            if self.world_size is not None and type(event) is RunFinished:
+                fields[WORLD] = str(self.world_size).encode()
+            pipe.xadd(self.key, fields, id=entry_id(event.seq))
         try:
             replies: list[Any] = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:

@@ -32,6 +32,7 @@ from telemetry.collector.streams import (
     FIELD,
     GROUP,
     KEY_PATTERN,
+    WORLD,
     StreamName,
     entry_id,
     parse_key,
@@ -207,7 +208,7 @@ class Ingest:
             done += [backlog.pop(s)[0] for s in sorted(backlog) if s <= held]
             entries = self._next_entries(key, backlog, held)
             events = self._decode(key, entries, done)
-            events = self._hold_back_finish(name, log, events)
+            events = self._hold_back_finish(name, log, events, _world(entries))
             log.append(name.rank, events)
             self.written += len(events)
             now_held = log.held.get(name.rank, 0)
@@ -265,19 +266,29 @@ class Ingest:
         return time.monotonic() - first_seen < self.settings.finish_wait
 
     def _hold_back_finish(
-        self, name: StreamName, log: CentralLog, events: list[Event]
+        self, name: StreamName, log: CentralLog, events: list[Event], world: int
     ) -> list[Event]:
-        """Rank 0's ``run_finished`` ends the central run: written once the other ranks
-        have ended too, or ``finish_wait`` seconds after it came (a rank that died)."""
+        """Rank 0's ``run_finished`` ends the central run: written once the other ranks (those
+        of its world size, and any other seen) have ended too, or ``finish_wait`` seconds
+        after it came (a rank that died or never started)."""
         if name.rank != 0:
             return events
         end = next((i for i, e in enumerate(events) if type(e) is RunFinished), None)
         if end is None:
             return events
+        if name.run_id not in self._finish_seen:
+            self.discover()  # a rank whose stream appeared since the last scan
         others = {s.name.rank for s in self._streams.values() if s.name.run_id == name.run_id}
+        others |= set(range(world))
         others.discard(0)
         first_seen = self._finish_seen.setdefault(name.run_id, time.monotonic())
         late = time.monotonic() - first_seen >= self.settings.finish_wait
         if others <= log.finished or late:
             return events
         return events[:end]
+
+
+def _world(entries: Iterable[Entry]) -> int:
+    """The world size a ``run_finished`` entry among ``entries`` gives (1 if none does)."""
+    sizes = [(fields or {}).get(WORLD, b"1") for _, fields in entries]
+    return max((int(size) for size in sizes if size.isdigit()), default=1)

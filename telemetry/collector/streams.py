@@ -12,6 +12,8 @@ GROUP = "rltelemetry-collectors"
 """The consumer group every collector reads in: each entry goes to one of them."""
 FIELD = b"event"
 """The entry field holding the event's JSON line (the log's own encoding)."""
+WORLD = b"world"
+"""The field of a ``run_finished`` entry giving the run's number of ranks, when known."""
 _KEY = re.compile(r"^rltelemetry:run:(?P<run>[^:]+):rank:(?P<rank>\d+)$")
 
 

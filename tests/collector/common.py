@@ -25,8 +25,9 @@ STARTED: list[subprocess.Popen[bytes]] = []
 """Every process a test started; the ``_reap`` fixture kills what is left after each test."""
 
 
-def _popen(argv: Sequence[str]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(list(argv), cwd=ROOT, env=env(), stdin=subprocess.DEVNULL)
+def _popen(argv: Sequence[str], **variables: str) -> subprocess.Popen[bytes]:
+    environ = {**env(), **variables}
+    process = subprocess.Popen(list(argv), cwd=ROOT, env=environ, stdin=subprocess.DEVNULL)
     STARTED.append(process)
     return process
 
@@ -70,10 +71,13 @@ def start_producer(
     steps: int,
     pause: float,
     prefix: Sequence[str] = (),
+    world_size: int | None = None,
 ) -> Producer:
+    """A producer process; ``world_size`` is its ``WORLD_SIZE`` (as torch.distributed sets)."""
     argv = [*prefix, sys.executable, "-m", "tests.collector.producer", url, str(run_dir)]
     argv += [run_id, str(rank), str(steps), str(pause)]
-    process = _popen(argv)
+    variables = {"WORLD_SIZE": str(world_size)} if world_size is not None else {}
+    process = _popen(argv, **variables)
     return Producer(run_id, rank, run_dir, process)
 
 

@@ -146,7 +146,7 @@ def test_every_event_once_after(
         producers.append(
             start_producer(
                 setup.url_for(host), tmp_path / f"p{i}", run_id, rank, steps, 0.02,
-                prefix=setup.prefix_for(host),
+                prefix=setup.prefix_for(host), world_size=2 if i >= 5 else None,
             )
         )  # fmt: skip
     trainer = start_trainer(setup.url_for(2), tmp_path / "trainer", prefix=setup.prefix_for(2))

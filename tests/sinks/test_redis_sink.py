@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from sinks.jsonl import JsonlSink
-from sinks.redis_sink import RedisOptions, RedisSink, resolve_rank
+from sinks.redis_sink import RedisOptions, RedisSink, resolve_rank, resolve_world_size
 from telemetry.bus import Bus
 from telemetry.codec import decode
 from telemetry.collector.streams import FIELD, seq_of, stream_key
@@ -65,6 +65,12 @@ def test_url_is_required_and_the_rank_comes_from_rank(monkeypatch: pytest.Monkey
     assert resolve_rank(None, {"RANK": "3"}) == 3
     assert resolve_rank(2, {"RANK": "3"}) == 2
     assert resolve_rank(None, {}) == 0
+    assert resolve_world_size(None, {"WORLD_SIZE": "4"}) == 4
+    assert resolve_world_size(None, {}) is None
+    with pytest.raises(ConfigError, match=r"redis\.world_size: the WORLD_SIZE .* 1 or more"):
+        resolve_world_size(None, {"WORLD_SIZE": "0"})
+    with pytest.raises(ConfigError, match=r"redis\.world_size.*an integer >= 1"):
+        RedisOptions(url="redis://h:1", world_size=0).validate("redis")
 
 
 async def _publish(bus: Bus, steps: range, pause: float = 0.002) -> None:
