@@ -51,6 +51,10 @@ bench: $(STAMP)
 	# eight producers through Redis Streams into the central logs, beside the local JSON Lines rate.
 	$(PY) benchmarks/collector.py
 	$(PY) benchmarks/collector.py --appendfsync always
+	# the training process's instructions with the sidecar against the memory sink only (callgrind).
+	command -v valgrind >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+	$(PY) benchmarks/instructions.py --json benchmarks/instructions.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ from typing import Any
 
 from sinks.console import ConsoleOptions, ConsoleSink
 from sinks.jsonl import JsonlSink
+from sinks.memory import MemorySink
 from sinks.settings import sidecar_sink
 from sinks.tensorboard_sink import TensorBoardOptions, TensorBoardSink
 from sinks.wandb_sink import WandbOptions, WandbSink
@@ -56,3 +57,24 @@ def with_sidecar(folder: Path, rid: str) -> list[Sink]:
         "wandb": WandbOptions(mode="offline", dir=str(folder / "wandb")),
     }
     return [jsonl(folder, rid), sidecar_sink(context, moved)]
+
+
+KINDS = {
+    "all": "all four sinks in process",
+    "side": "console, TensorBoard and wandb in the sidecar (priority idle)",
+    "log": "the log alone (what stays in the training process with the sidecar)",
+    "mem": "memory sink only",
+}
+"""The placements the training benchmarks compare, by short name."""
+
+
+def for_kind(kind: str, folder: Path, stream: Any) -> list[Sink]:
+    """The sinks of placement ``kind`` (``KINDS``) for a run in ``folder`` (its name the run id);
+    anything else is the memory sink only."""
+    if kind == "all":
+        return all_four(folder, folder.name, stream)
+    if kind == "side":
+        return with_sidecar(folder, folder.name)
+    if kind == "log":
+        return [jsonl(folder, folder.name), MemorySink()]
+    return [MemorySink()]

@@ -12,6 +12,7 @@ included) is reported beside it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ from agents.registry import trainer_spec
 from benchmarks import sinks4
 from benchmarks.common import Report, Sizes, devnull_text, interleave, quiet_stderr
 from benchmarks.throughput import check_report
-from sinks.memory import MemorySink
 from telemetry.aggregate import AggregateSpec
 from telemetry.bus import Bus, RunInfo
 from telemetry.sink import Sink
@@ -70,9 +70,15 @@ SMALL: dict[str, Any] = {
 
 
 async def train_once(
-    name: str, episodes: int, folder: Path, sinks: list[Sink], small: bool
+    name: str,
+    episodes: int,
+    folder: Path,
+    sinks: list[Sink],
+    small: bool,
+    around: Callable[[bool], None] | None = None,
 ) -> dict[str, float]:
-    """One training run; returns the seconds of ``train`` and of the whole bus lifetime."""
+    """One training run; returns the seconds of ``train`` and of the whole bus lifetime.
+    ``around(True)`` is called just before ``train``, ``around(False)`` just after."""
     spec = trainer_spec(name)
     config = SMALL[name]() if small else spec.config()
     rid = folder.name
@@ -86,9 +92,13 @@ async def train_once(
         close_timeout=120,
     ) as bus:
         trainer = spec.build(config, bus, folder, 0)
+        if around is not None:
+            around(True)
         start = time.perf_counter()
         await trainer.train(episodes)
         trained = time.perf_counter() - start
+        if around is not None:
+            around(False)
     total = time.perf_counter() - opened
     check_report(bus.report, f"{name} training")
     return {"train_s": trained, "total_s": total, "events": float(bus.published)}
@@ -116,11 +126,7 @@ async def trainer(
         return path
 
     def sinks(kind: str, path: Path) -> list[Sink]:
-        if kind == "all":
-            return sinks4.all_four(path, path.name, stream)
-        if kind == "side":
-            return sinks4.with_sidecar(path, path.name)
-        return [MemorySink()]
+        return sinks4.for_kind(kind, path, stream)
 
     def block(kind: str) -> Any:
         async def one() -> dict[str, float]:
