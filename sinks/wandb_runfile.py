@@ -11,7 +11,8 @@ may be torn, and is then ignored.
 The wandb sink resumes an offline run from what these files hold, not from
 what it had handed to wandb: a row handed to ``log`` that wandb's service had
 not yet written when its process was killed is not in the file, and is sent
-again; a row in the file never is.
+again; a row in the file never is. A resumed online run says the same through its
+summary (``from_summary``): the last value of each axis's ``_seq/<axis>`` column.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import struct
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ Record = Any
 """wandb's ``Record`` protobuf message (its generated module has no type stubs)."""
 SEQ_KEY = "_seq"
 """Hidden history column: the last bus ``seq`` folded into the row."""
+AXIS_SEQ_PREFIX = "_seq/"
+"""Hidden history column ``_seq/<axis>`` of an axis's rows: a run's summary keeps the last
+value of each, so a resumed online run says, per axis, the last row it holds."""
 APPLIED_KEY = "_applied"
 """Summary key: every event that is not a scalar row, up to this ``seq``, was handed to
 wandb before it (the records after it in the file follow it)."""
@@ -152,6 +156,20 @@ class Held:
                     self.applied = max(self.applied, applied)
         self.finished = last == "exit"
         self.files += 1
+
+
+def from_summary(summary: Mapping[str, Any]) -> Held | None:
+    """What a resumed online run holds, by its summary's ``_seq/<axis>`` and ``_applied``;
+    None for a run whose rows have no ``_seq/<axis>`` column (logged by an older version)."""
+    axes = {
+        key.removeprefix(AXIS_SEQ_PREFIX): int(value)
+        for key, value in summary.items()
+        if key.startswith(AXIS_SEQ_PREFIX) and isinstance(value, (int, float))
+    }
+    if not axes:
+        return None
+    applied = summary.get(APPLIED_KEY)
+    return Held(axes=axes, applied=int(applied) if isinstance(applied, (int, float)) else 0)
 
 
 def held(wandb_dir: Path, run_id: str, wait: float) -> Held:

@@ -31,7 +31,7 @@ import anyio
 import structlog
 
 from sinks import wandb_runfile
-from sinks.wandb_runfile import APPLIED_KEY, SEQ_KEY, Held
+from sinks.wandb_runfile import APPLIED_KEY, AXIS_SEQ_PREFIX, SEQ_KEY, Held
 from telemetry.checks import TIMEOUT, Interval
 from telemetry.errors import SinkBehindError, SinkUnavailableError
 from telemetry.events import (
@@ -299,8 +299,14 @@ class WandbSink:
         )
         self.run = run
         self.finished = False
-        # A resumed run already holds rows up to the seq in its summary: never send them twice.
-        self.delivered_seq = max(self.delivered_seq, _summary_seq(run))
+        # A resumed online run says what it holds in its summary: per axis, the last row's
+        # seq (a row of another axis may still have been open); a run logged by an older
+        # version only the last row's, which then counts for everything.
+        found = wandb_runfile.from_summary(_summary(run)) if self.mode == "online" else None
+        if found is not None:
+            self._held = found
+        else:
+            self.delivered_seq = max(self.delivered_seq, _summary_seq(run))
         if not self._announced:
             self._announced = True
             where = run.url if self.mode == "online" else getattr(run, "dir", None)
@@ -325,7 +331,7 @@ class WandbSink:
                 row = open_row[1]
                 row.update(event.values)
                 row[event.axis] = event.step
-                row[SEQ_KEY] = event.seq
+                row[SEQ_KEY] = row[AXIS_SEQ_PREFIX + event.axis] = event.seq
             else:
                 self._apply(event)
                 self._applied_due = event.seq
@@ -333,9 +339,9 @@ class WandbSink:
         self._mark_applied()
 
     def _mark_applied(self) -> None:
-        """Offline: note in the summary the last event applied (not a row) before the next
-        record, so a resumed run knows its file holds it (``sinks.wandb_runfile``)."""
-        if self._applied_due and self.mode == "offline":
+        """Note in the summary the last event applied (not a row) before the next record, so
+        a resumed run knows it holds it (``sinks.wandb_runfile``)."""
+        if self._applied_due:
             self.run.summary[APPLIED_KEY] = self._applied_due
         self._applied_due = 0
 
@@ -493,11 +499,18 @@ class WandbSink:
         self._wandb.teardown(exit_code)
 
 
-def _summary_seq(run: Any) -> int:
+def _summary(run: Any) -> dict[str, Any]:
+    """The run's summary as it is (empty if there is none to read)."""
     try:
-        value = run.summary.get(SEQ_KEY)
+        summary = run.summary
+        # keys(), not iteration: wandb's Summary has no __iter__ (it would index 0, 1...).
+        return {str(key): summary.get(key) for key in summary.keys()}  # noqa: SIM118
     except Exception:  # a fresh or offline run may have no summary to read
-        return 0
+        return {}
+
+
+def _summary_seq(run: Any) -> int:
+    value = _summary(run).get(SEQ_KEY)
     return int(value) if isinstance(value, (int, float)) else 0
 
 

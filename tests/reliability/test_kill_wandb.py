@@ -163,6 +163,9 @@ def _one(
         sys.executable, str(ROOT / "main.py"), "train", "trainer=ppo", "episodes=400",
         *extra, f"out={out}", "sinks=[jsonl,console,wandb]", "wandb.mode=online",
         "console.format=json", "console.every=1000", "health_interval=0",
+        # wandb lives in the sidecar: at idle priority a busy machine would hold its rows
+        # back until training ends, and the kill must come while both are running.
+        "sidecar.priority=normal",
     ]  # fmt: skip
     with (base / f"run{index}.stderr").open("wb") as stderr:
         process = subprocess.Popen(

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -21,12 +22,15 @@ import anyio
 import psutil
 import pytest
 
-from sinks.wandb_runfile import Held, history, records, run_files
+from sinks.wandb_runfile import SEQ_KEY, Held, history, records, run_files
 from sinks.wandb_sink import WandbOptions, WandbSink
 from telemetry.events import Metrics
 from telemetry.reader import LogReader
 from telemetry.sink import SinkContext
+from tests.fakes.wandb_server import FakeWandbServer, online_env, wandb_online, wandb_server
 from tests.sinks.wandb_child import MORE, RUN_ID, STEPS
+
+__all__ = ["wandb_online", "wandb_server"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,6 +140,61 @@ def test_held_counts_an_axis_only_up_to_its_last_written_row(tmp_path: Path) -> 
     assert "eval" not in held.axes
     assert not held.finished
     assert held.applied >= next(e.seq for e in log if e.type == "alert")
+
+
+def _killed_online_run(tmp_path: Path, server: FakeWandbServer) -> None:
+    """Run the child online until the server holds its first part (every closed ``step`` row
+    and a summary as far as the last), then kill it and its wandb service with ``kill -9``."""
+    argv = [sys.executable, "-m", "tests.sinks.wandb_child", str(tmp_path), "online"]
+    env = {**_env(tmp_path), **online_env(server, wandb_dir=tmp_path / "wandb-online")}
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
+    with subprocess.Popen(argv, cwd=ROOT, env=env, **pipes) as child:  # type: ignore[call-overload]
+        assert child.stdout is not None
+        try:
+            _until(child.stdout, b"first")
+            core = _wandb_core(child.pid)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not _uploaded(server):
+                time.sleep(0.1)
+            assert _uploaded(server), (len(server.history(RUN_ID)), server.summary(RUN_ID))
+            child.kill()
+            core.kill()
+        finally:
+            child.kill()
+
+
+def _uploaded(server: FakeWandbServer) -> bool:
+    rows = server.history(RUN_ID)
+    summary = server.summary(RUN_ID) or {}
+    top = max((int(r[SEQ_KEY]) for r in rows if SEQ_KEY in r), default=0)
+    # The last step's row stays open: no later step closed it.
+    return len(rows) == STEPS - 1 and summary.get(SEQ_KEY) == top
+
+
+async def test_a_killed_online_run_resumes_with_another_axis_row_still_open(
+    tmp_path: Path, wandb_online: FakeWandbServer
+) -> None:
+    """The eval row was open (never logged) when the run was killed, the step rows after it
+    all uploaded: resumed and handed the whole log, the run gets the eval row, once, and
+    no step row again (by the last row's seq alone the eval row would be skipped)."""
+    _killed_online_run(tmp_path, wandb_online)
+    assert not any("eval/score" in r for r in wandb_online.history(RUN_ID))
+
+    log = list(LogReader(tmp_path))
+    context = SinkContext(run_id=RUN_ID, run_dir=tmp_path, run_name="killed")
+    sink = WandbSink(context, WandbOptions(mode="online", dir=str(tmp_path / "resumed")))
+    with anyio.fail_after(120):
+        await sink.open()
+        for start in range(0, len(log), 25):
+            await sink.write(log[start : start + 25])
+        await sink.close(60)
+
+    rows = wandb_online.history(RUN_ID)
+    for event in (e for e in log if isinstance(e, Metrics)):
+        matching = [r for r in rows if r.get(event.axis) == event.step]
+        assert len(matching) == 1, (event.axis, event.step, len(matching))
+        for key, value in event.values.items():
+            assert matching[0][key] == value, (event.axis, event.step, key)
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,11 @@
 """A training process whose wandb sink is killed in the tests (``test_wandb_resume``).
 
-``python -m tests.sinks.wandb_child RUN_DIR`` publishes a first part (an ``eval``
-step, hyperparameters, ``STEPS`` steps with an alert after the tenth and one
-after the last: enough for wandb's service to write most of it out of its
-buffer), waits until wandb was handed all of it, prints ``first``; on a line
-from stdin publishes a second part (``MORE`` steps), waits until wandb was
-handed it, prints ``second`` and waits to be killed.
+``python -m tests.sinks.wandb_child RUN_DIR [MODE]`` (wandb offline, or MODE)
+publishes a first part (an ``eval`` step, hyperparameters, ``STEPS`` steps with
+an alert after the tenth and one after the last: enough for wandb's service to
+write most of it out of its buffer), waits until wandb was handed all of it,
+prints ``first``; on a line from stdin publishes a second part (``MORE`` steps),
+waits until wandb was handed it, prints ``second`` and waits to be killed.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def episode(bus: Bus, step: int) -> None:
     bus.log({"losses/value": 1.0 / (step + 1), "episode/reward": step * 0.5}, step=step)
 
 
-async def main(run_dir: Path) -> None:
+async def main(run_dir: Path, mode: str) -> None:
     context = SinkContext(run_id=RUN_ID, run_dir=run_dir, run_name="killed")
-    sink = WandbSink(context, WandbOptions(mode="offline", max_latency=0.01))
+    sink = WandbSink(context, WandbOptions(mode=mode, max_latency=0.01))
     sinks = [JsonlSink(run_dir / "events.jsonl", RUN_ID), sink]
     info = RunInfo(name="killed", project="tests")
     async with Bus(RUN_ID, sinks, run=info, health_interval=None) as bus:
@@ -60,4 +60,4 @@ async def main(run_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, Path(sys.argv[1]))
+    anyio.run(main, Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "offline")
