@@ -40,6 +40,8 @@ test: lint
 
 # Long tests (a sweep of 180 trials...), not part of make test.
 test-long: $(STAMP)
+	command -v valgrind >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 	$(PY) -m pytest -q -m long
 
 bench: $(STAMP)

@@ -13,6 +13,7 @@ Sections: hot_path, throughput, efficiency, training, scaling, outage.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -83,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         help="results JSON (default: benchmarks/results.json; quick: a temp dir)",
     )
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these sections")
+    parser.add_argument(
+        "--training-repeats", type=int, help="repeats of each training run (default: 5)"
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.training_repeats:
+        sizes = dataclasses.replace(sizes, training_repeats=args.training_repeats)
     if args.out is None:
         out_dir = (
             Path(tempfile.mkdtemp(prefix="rltelemetry-bench-"))
