@@ -59,17 +59,10 @@ def with_sidecar(folder: Path, rid: str) -> list[Sink]:
     return [jsonl(folder, rid), sidecar_sink(context, moved)]
 
 
-KINDS = {
-    "all": "all four sinks in process",
-    "side": "console, TensorBoard and wandb in the sidecar (priority idle)",
-    "log": "the log alone (what stays in the training process with the sidecar)",
-    "mem": "memory sink only",
-}
-"""The placements the training benchmarks compare, by short name."""
-
-
 def for_kind(kind: str, folder: Path, stream: Any) -> list[Sink]:
-    """The sinks of placement ``kind`` (``KINDS``) for a run in ``folder`` (its name the run id);
+    """The sinks of a placement the training benchmarks compare, for a run in ``folder`` (its
+    name the run id): ``all`` four in process, ``side`` (console, TensorBoard and wandb in the
+    sidecar), ``log`` (the log alone: what stays in the training process with the sidecar);
     anything else is the memory sink only."""
     if kind == "all":
         return all_four(folder, folder.name, stream)

@@ -163,27 +163,27 @@ def sidecar_names(config: Any, names: list[str]) -> list[str]:
     if sidecar is None or LOG_SINK not in names:
         return []
     default = sidecar.default
+    by_default = [
+        n
+        for n in names
+        if getattr(config, n).process == "auto" and n not in STAY_IN and n not in IN_UNLESS_ASKED
+    ]
     if default == "auto":
-        # Worth a second process only for a sink that costs the trainer: not for the console.
-        heavy = [n for n in names if n not in LIGHT and _can_move(config, n)]
-        default = "sidecar" if heavy else "in"
+        # A sink defined in a script stays in (asked to move, it is refused); a second
+        # process is worth it only for a sink that costs the trainer, not the console alone.
+        by_default = [n for n in by_default if _importable_sink(config, n)]
+        default = "sidecar" if any(n not in LIGHT for n in by_default) else "in"
     moved = []
     for name in names:
-        process = getattr(config, name).process
-        if process == "auto" and name not in STAY_IN and name not in IN_UNLESS_ASKED:
-            process = default if sidecar.default != "auto" or _can_move(config, name) else "in"
+        process = default if name in by_default else getattr(config, name).process
         if process == "sidecar" and name not in STAY_IN:
             moved.append(name)
     return moved
 
 
-def _can_move(config: Any, name: str) -> bool:
-    """``name`` would move under ``sidecar.default=sidecar``, and another process can import
-    its code (a sink defined in a script stays in under ``auto``; asked, it is refused)."""
-    if name in STAY_IN or name in IN_UNLESS_ASKED or getattr(config, name).process != "auto":
-        return False
-    spec = sink_spec(name)
-    return importable(spec.build) and importable(type(getattr(config, name)))
+def _importable_sink(config: Any, name: str) -> bool:
+    """Another process can import the code of sink ``name`` (its builder and its options)."""
+    return importable(sink_spec(name).build) and importable(type(getattr(config, name)))
 
 
 def _moved(name: str, section: Delivery) -> MovedSink:

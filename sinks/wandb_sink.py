@@ -302,11 +302,12 @@ class WandbSink:
         # A resumed online run says what it holds in its summary: per axis, the last row's
         # seq (a row of another axis may still have been open); a run logged by an older
         # version only the last row's, which then counts for everything.
-        found = wandb_runfile.from_summary(_summary(run)) if self.mode == "online" else None
+        summary = _summary(run)
+        found = wandb_runfile.from_summary(summary) if self.mode == "online" else None
         if found is not None:
             self._held = found
-        else:
-            self.delivered_seq = max(self.delivered_seq, _summary_seq(run))
+        elif isinstance(seq := summary.get(SEQ_KEY), (int, float)):
+            self.delivered_seq = max(self.delivered_seq, int(seq))
         if not self._announced:
             self._announced = True
             where = run.url if self.mode == "online" else getattr(run, "dir", None)
@@ -507,11 +508,6 @@ def _summary(run: Any) -> dict[str, Any]:
         return {str(key): summary.get(key) for key in summary.keys()}  # noqa: SIM118
     except Exception:  # a fresh or offline run may have no summary to read
         return {}
-
-
-def _summary_seq(run: Any) -> int:
-    value = _summary(run).get(SEQ_KEY)
-    return int(value) if isinstance(value, (int, float)) else 0
 
 
 def _analysis_key(event: ArtifactSaved) -> str:
