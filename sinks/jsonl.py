@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 
 from telemetry.checks import UP_TO_A_MINUTE, Interval
-from telemetry.codec import encode, header
+from telemetry.codec import encode_lines, header
 from telemetry.errors import SinkUnavailableError, write_failure
 from telemetry.events import Event
 from telemetry.reader import LOG_NAME
@@ -121,7 +121,7 @@ class JsonlSink:
         new = fresh(batch, self._last_seq)
         if not new:
             return
-        data = b"\n".join([encode(e) for e in new]) + b"\n"
+        data = encode_lines(new)
         with self._lock:
             try:
                 self._write_all(data)

@@ -23,17 +23,6 @@ Item = Event | dict[str, Any]
 """An event, or the values of a step published with ``Bus.log`` (its stamp beside it)."""
 
 
-def _slot_setter(name: str) -> Any:
-    # The envelope's slots live on its base class, the rest on Metrics itself.
-    owner = next(cls for cls in Metrics.__mro__ if name in cls.__dict__)
-    return owner.__dict__[name].__set__
-
-
-_SETTERS = tuple(
-    _slot_setter(n) for n in ("type", "run_id", "seq", "time", "step", "axis", "values")
-)
-
-
 class Events(list[Event]):
     """A chunk's built events; weakly referenced by the chunk, owned by the lanes using it."""
 
@@ -62,12 +51,11 @@ class RawChunk:
         A ``log`` entry becomes a new ``Metrics``.
 
         A frozen dataclass's ``__init__`` pays a keyword call and ``object.__setattr__``
-        per field; calling the slots' own setters in one loop costs 40% of that.
+        per field; filling a new instance's ``__dict__`` at once costs a third of that.
         """
         built = self._built() if self._built is not None else None
         if built is not None:
             return built
-        set_type, set_run, set_seq, set_time, set_step, set_axis, set_values = _SETTERS
         new, cls, run_id = object.__new__, Metrics, self.run_id
         out = Events()
         append = out.append
@@ -75,14 +63,19 @@ class RawChunk:
             if stamp is None:
                 append(item)  # type: ignore[arg-type]
                 continue
+            seq, time, step, axis = stamp
             event = new(cls)
-            set_type(event, "metrics")
-            set_run(event, run_id)
-            set_seq(event, stamp[0])
-            set_time(event, stamp[1])
-            set_step(event, stamp[2])
-            set_axis(event, stamp[3])
-            set_values(event, item)
+            event.__dict__.update(
+                {
+                    "type": "metrics",
+                    "run_id": run_id,
+                    "seq": seq,
+                    "time": time,
+                    "step": step,
+                    "axis": axis,
+                    "values": item,
+                },
+            )
             append(event)
         self._built = weakref.ref(out)
         return out

@@ -1,13 +1,20 @@
-"""The typed events that flow through the bus, one frozen slotted dataclass per kind.
+"""The typed events that flow through the bus, one frozen dataclass per kind.
 
 Every event carries (``Envelope``) ``run_id``, a per-run ``seq`` (strictly increasing, assigned
 by the bus) and a wall-clock ``time`` in seconds since the epoch. The ``type``
 field is the discriminator written to the JSON Lines log.
+
+The classes are not slotted: orjson encodes a dataclass from its instance ``__dict__``
+in about half the instructions it takes to read a slotted one field by field, and
+encoding is most of what the durable log costs the training process per event
+(``benchmarks/instructions.py``). So ``type`` comes from a ``default_factory``: a plain
+default would live on the class, not in the instance's ``__dict__``, and orjson would
+leave it out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, get_args
 
 from telemetry.values import Scalar
@@ -19,7 +26,7 @@ RunStatus = Literal["finished", "failed", "interrupted", "stopped"]
 """How a run ended; ``stopped``: ended early on purpose (a sweep's hyperband), cleanly."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Envelope:
     """What every event carries; each event class narrows ``type`` to its own discriminator.
 
@@ -33,11 +40,11 @@ class Envelope:
     time: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class RunStarted(Envelope):
     """A run began (or resumed): who it is and the whole config it runs with."""
 
-    type: Literal["run_started"] = field(default="run_started", init=False)
+    type: Literal["run_started"] = field(default_factory=lambda: "run_started", init=False)
     name: str
     project: str
     tags: tuple[str, ...] = ()
@@ -47,44 +54,44 @@ class RunStarted(Envelope):
     resumed: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Hyperparameters(Envelope):
     """The trainer's hyperparameters, flat ``name -> value``."""
 
-    type: Literal["hyperparameters"] = field(default="hyperparameters", init=False)
+    type: Literal["hyperparameters"] = field(default_factory=lambda: "hyperparameters", init=False)
     values: dict[str, Param]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class SystemInfo(Envelope):
     """Versions and resources of the machine the run trains on."""
 
-    type: Literal["system_info"] = field(default="system_info", init=False)
+    type: Literal["system_info"] = field(default_factory=lambda: "system_info", init=False)
     values: dict[str, Param]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Metrics(Envelope):
     """Scalars at one step of one step axis (``generation``, ``episode``, ``epoch``...)."""
 
-    type: Literal["metrics"] = field(default="metrics", init=False)
+    type: Literal["metrics"] = field(default_factory=lambda: "metrics", init=False)
     step: int
     axis: str
     values: dict[str, Scalar]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Evaluation(Envelope):
     """Results of evaluating the agent (validation period, calibration set, experiment)."""
 
-    type: Literal["evaluation"] = field(default="evaluation", init=False)
+    type: Literal["evaluation"] = field(default_factory=lambda: "evaluation", init=False)
     step: int
     axis: str
     name: str
     values: dict[str, Scalar]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Aggregate(Envelope):
     """Window statistics of chosen metrics: keys are ``<metric>/<stat>``.
 
@@ -92,7 +99,7 @@ class Aggregate(Envelope):
     per step over the window). Computed once by the bus so every sink agrees.
     """
 
-    type: Literal["aggregate"] = field(default="aggregate", init=False)
+    type: Literal["aggregate"] = field(default_factory=lambda: "aggregate", init=False)
     step: int
     axis: str
     window: int
@@ -100,21 +107,21 @@ class Aggregate(Envelope):
     values: dict[str, Scalar]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Health(Envelope):
     """The pipeline's own counters, keys under ``telemetry/``."""
 
-    type: Literal["health"] = field(default="health", init=False)
+    type: Literal["health"] = field(default_factory=lambda: "health", init=False)
     step: int
     axis: str = "health"
     values: dict[str, Scalar]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ArtifactSaved(Envelope):
     """A file the run wrote that sinks may upload (checkpoint, model, table)."""
 
-    type: Literal["artifact"] = field(default="artifact", init=False)
+    type: Literal["artifact"] = field(default_factory=lambda: "artifact", init=False)
     name: str
     path: str
     kind: str
@@ -123,20 +130,20 @@ class ArtifactSaved(Envelope):
     metadata: dict[str, Param] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class RunFinished(Envelope):
     """The run ended: finished, failed, interrupted or stopped."""
 
-    type: Literal["run_finished"] = field(default="run_finished", init=False)
+    type: Literal["run_finished"] = field(default_factory=lambda: "run_finished", init=False)
     status: RunStatus
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class TradeClosed(Envelope):
     """One closed trade of an evaluated trading agent (stock, prices, steps, P&L)."""
 
-    type: Literal["trade"] = field(default="trade", init=False)
+    type: Literal["trade"] = field(default_factory=lambda: "trade", init=False)
     step: int
     axis: str
     stock: int
@@ -155,11 +162,11 @@ AlertLevel = Literal["INFO", "WARN", "ERROR"]
 """How urgent an alert is (wandb's ``AlertLevel`` names)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Alert(Envelope):
     """Something to look at now: an alert rule fired on a metric, or the code called ``alert``."""
 
-    type: Literal["alert"] = field(default="alert", init=False)
+    type: Literal["alert"] = field(default_factory=lambda: "alert", init=False)
     title: str
     text: str = ""
     level: AlertLevel = "WARN"
@@ -169,11 +176,11 @@ class Alert(Envelope):
     axis: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class LogRecord(Envelope):
     """A log record of the user's own code (structlog or ``logging``), with its fields."""
 
-    type: Literal["log_record"] = field(default="log_record", init=False)
+    type: Literal["log_record"] = field(default_factory=lambda: "log_record", init=False)
     level: str
     """``debug``, ``info``, ``warning``, ``error`` or ``critical``."""
     message: str
@@ -208,8 +215,10 @@ SCALAR_EVENTS: tuple[type[ScalarEvent], ...] = get_args(ScalarEvent)
 
 
 def _discriminator(cls: type[Event]) -> str:
-    default: str = cls.__dataclass_fields__["type"].default  # type: ignore[assignment]
-    return default
+    make = cls.__dataclass_fields__["type"].default_factory
+    assert make is not MISSING
+    kind: str = make()
+    return kind
 
 
 EVENT_TYPES: dict[str, type[Event]] = {_discriminator(cls): cls for cls in EVENT_CLASSES}

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from telemetry.codec import decode, encode, header
+from telemetry.codec import decode, encode_lines, header
 from telemetry.collector.origin import Segment, is_marker, marker, segment_of
 from telemetry.collector.ranks import central_event
 from telemetry.events import Event, LogRecord, RunFinished
@@ -85,7 +85,7 @@ class CentralLog:
                 finished=any(type(e) is RunFinished for e in events),
             )
             lines = [marker(self.run_id, seq, time.time(), segment), *kept]
-        data = b"".join(encode(line) + b"\n" for line in lines)
+        data = encode_lines(lines)
         with open(self.path, "ab", buffering=0) as handle:
             view = memoryview(data)
             while view:
