@@ -57,6 +57,9 @@ bench: $(STAMP)
 	command -v valgrind >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 	$(PY) benchmarks/instructions.py --json benchmarks/instructions.json
+	# ERL's first five generations (its first is its densest), memory only and the sidecar.
+	$(PY) benchmarks/instructions.py --trainers erl --episodes erl=5 --kinds mem,side \
+		--json benchmarks/instructions-erl5.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
