@@ -216,7 +216,8 @@ SCALAR_EVENTS: tuple[type[ScalarEvent], ...] = get_args(ScalarEvent)
 
 def _discriminator(cls: type[Event]) -> str:
     make = cls.__dataclass_fields__["type"].default_factory
-    assert make is not MISSING
+    if make is MISSING:  # a plain default would be left out of every encoded line
+        raise TypeError(f"{cls.__name__}.type needs a default_factory, not a default")
     kind: str = make()
     return kind
 
