@@ -148,12 +148,19 @@ async def test_slow_and_dead_sinks_leave_trainer_and_log_unaffected(tmp_path: Pa
     by_name = {s.name: s for s in report.sinks}
     assert by_name["jsonl"].pending == by_name["jsonl"].failed == 0
     assert by_name["memory"].pending == by_name["memory"].failed == 0
-    assert set(report.undelivered) == {"slow", "stuck"}
+    # The stuck sink is always left behind; the slow one may catch up within the deadline
+    # when the machine is loaded and the run takes longer: either way the counts add up.
+    assert "stuck" in report.undelivered
+    assert set(report.undelivered) <= {"slow", "stuck"}
     folder = tmp_path / "faulty"
     for name in ("slow", "stuck"):
         sink = by_name[name]
         assert sink.delivered + sink.failed + sink.pending == report.published
-        assert sink.replay == f"python main.py replay {folder} sinks=[{name}]"
+        if name in report.undelivered:
+            assert sink.replay == f"python main.py replay {folder} sinks=[{name}]"
+        else:
+            assert sink.delivered == report.published
+            assert sink.replay is None
     assert by_name["stuck"].delivered == 0
     assert slow.events
     assert [e.seq for e in slow.events] == list(range(1, len(slow.events) + 1))
