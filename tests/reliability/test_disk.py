@@ -250,7 +250,7 @@ async def test_log_that_finds_room_again_loses_nothing(tmp_path: Path) -> None:
         options = JsonlOptions(max_retries=1, max_latency=0.01)
         log = JsonlSink(path, "disk", options)
         memory = MemorySink()
-        held_at = 0
+        held_at: int | None = None  # events the log had written when the disk filled up
         with capture_logs() as logs, anyio.fail_after(60):
             async with Bus("disk", [(log, options), memory], health_interval=None) as bus:
                 lane = next(lane for lane in bus.lanes if lane.writes_log)
@@ -260,7 +260,8 @@ async def test_log_that_finds_room_again_loses_nothing(tmp_path: Path) -> None:
                     if lane.breaker.open and filler.exists():
                         held_at = len(memory.events)
                         filler.unlink()  # room again, while the log holds its batch
-        assert held_at > 0, "the disk never filled up"
+        # Not > 0: on a loaded machine the first batch can be the one that fills the disk.
+        assert held_at is not None, "the disk never filled up"
         assert bus.report is not None
         assert bus.report.undelivered == {}
         _, events = read_log(path)
