@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-long lint bench clean
+.PHONY: run test test-long lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test-long: $(STAMP)
 	command -v valgrind >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 	$(PY) -m pytest -q -m long
+
+# The README's dashboard pictures, written by the browser tests (make test writes them to /tmp).
+screenshots: $(STAMP)
+	SCREENSHOTS=docs $(PY) -m pytest -q tests/dashboard -k "browser"
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS)

@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "dashboard" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "dashboard" / "screenshots"
 
 
 def need(what: str, present: bool, install: str) -> None:
@@ -105,10 +106,19 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def screenshot(page: Any, name: str) -> Path:
-    """Write a screenshot of the page to docs/dashboard/screenshots/NAME.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    """Write a screenshot of the page to NAME.png, in the README's folder only when asked.
+
+    ``make screenshots`` sets ``SCREENSHOTS=docs``; otherwise the pictures go to a
+    temporary folder, so that ``make test`` leaves the tracked ones alone.
+    """
+    if os.environ.get("SCREENSHOTS") == "docs":
+        folder = DOCS_SCREENSHOTS
+    else:
+        folder = Path(tempfile.gettempdir()) / "rltelemetry-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0
     return path
 
 
