@@ -37,4 +37,7 @@ FIGURE_KEYS: tuple[str, ...] = (
     "outage.rss_growth_unpaced_mib",
     "outage.publish_s",
     "outage.close_drain_s",
+    "sims.trading_episode_ms",
+    "sims.auction_episode_ms",
+    "sims.motion_step_16_ms",
 )

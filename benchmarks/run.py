@@ -7,7 +7,7 @@ says where. Every figure is a median over repeats; every comparison pairs the
 figure with its anchor (the direct library call) measured in the same process,
 interleaved (A B, B A, ...), and its ratio is the median of the paired ratios.
 
-Sections: hot_path, throughput, efficiency, training, scaling, outage.
+Sections: hot_path, throughput, efficiency, training, scaling, outage, sims.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from benchmarks import (  # noqa: E402
     hot_path,
     outage,
     scaling,
+    sims,
     table,
     throughput,
     training,
@@ -54,6 +55,7 @@ SECTIONS: dict[str, Section] = {
     "training": training.run,
     "scaling": scaling.run,
     "outage": outage.run,
+    "sims": sims.run,
 }
 
 
