@@ -16,7 +16,6 @@ import anyio
 import structlog
 from omegaconf import OmegaConf
 
-from agents.analysis import command as analysis
 from agents.callbacks import attach, load_callbacks
 from agents.registry import TRAINERS, trainer_spec
 from agents.sim_settings import sim_setting_names
@@ -43,8 +42,6 @@ from telemetry.session import (
     until_signal,
 )
 from telemetry.sink import SinkContext
-from telemetry.sweep import cli as sweep_cli
-from telemetry.sweep.folder import create_sweep, find_sweep
 from telemetry.sweep.names import config_keys, field_names
 from telemetry.system import sample_system
 
@@ -347,7 +344,7 @@ def _parser(run_schema: type[Any]) -> argparse.ArgumentParser:
     )
     analyze_cmd.add_argument("target", type=Path, metavar="CHECKPOINT_OR_RUN_FOLDER")
     analyze_cmd.add_argument(
-        "--type", default=analysis.ALL, help="feature, action, latent, sensitivity or all"
+        "--type", default="all", help="feature, action, latent, sensitivity or all (default)"
     )
     analyze_cmd.add_argument("--episodes", type=int, default=5, help="episodes (default 5)")
     analyze_cmd.add_argument("--seed", type=int, default=0, help="episodes' seed (default 0)")
@@ -419,6 +416,8 @@ def _command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
 
 
 def _analyze_command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
+    from agents.analysis import command as analysis  # torch and the trainers: only when asked
+
     sinks = tuple(name.strip() for name in args.log_to.split(",") if name.strip())
     request = analysis.Request(args.target, args.type, args.episodes, args.seed, sinks)
     run_dir, _ = analysis.run_folder(args.target)
@@ -427,6 +426,9 @@ def _analyze_command(args: argparse.Namespace, schema: type[RunSettings]) -> int
 
 
 def _sweep_command(args: argparse.Namespace, train: OwnTrain) -> int:
+    from telemetry.sweep import cli as sweep_cli  # Optuna and SQLAlchemy: only when asked
+    from telemetry.sweep.folder import create_sweep, find_sweep
+
     count = _positive("--count", args.count)
     storage, rest = _storage(args.storage, args.rest)
     if args.command == "agent":
@@ -453,6 +455,8 @@ def _sweep_command(args: argparse.Namespace, train: OwnTrain) -> int:
 
 
 async def _agents(folder: Any, train: OwnTrain, agents: int, count: int | None) -> int:
+    from telemetry.sweep import cli as sweep_cli
+
     return await sweep_cli.run_agents(folder, folder.spec, train, agents=agents, count=count)
 
 
