@@ -86,9 +86,9 @@ QUICK = Sizes(
     direct_steps=100,
     training={"erl": 1, "ppo": 2, "amp": 1},
     training_small=True,
-    training_repeats=2,
+    training_repeats=1,
     scaling_calls=300,
-    scaling_repeats=2,
+    scaling_repeats=1,
     outage_events=5_000,
     drain_events=5_000,
 )
