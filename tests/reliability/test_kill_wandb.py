@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,12 +231,17 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Outcome]
     """The three runs, each killed once and resumed, against one fake W&B backend."""
     base = tmp_path_factory.mktemp("kill-wandb")
     rng = random.Random(SEED)
-    with FakeWandbServer() as server:
-        results = []
-        for i, (extra, kill) in enumerate(PLAN):
-            delay = rng.uniform(0.0, 1.5) if kill == "after rows" else rng.uniform(2.0, 3.0)
-            results.append(_one(i, extra, kill, delay, server, base))
-        yield results
+    delays = [
+        rng.uniform(0.0, 1.5) if kill == "after rows" else rng.uniform(2.0, 3.0)
+        for _, kill in PLAN
+    ]
+    with FakeWandbServer() as server, ThreadPoolExecutor(max_workers=len(PLAN)) as pool:
+        # The runs are independent (one fake backend, a run id each): all three at once.
+        running = [
+            pool.submit(_one, i, extra, kill, delays[i], server, base)
+            for i, (extra, kill) in enumerate(PLAN)
+        ]
+        yield [run.result() for run in running]
     assert not server.live_threads(), "fake W&B server threads still alive after stop"
 
 
