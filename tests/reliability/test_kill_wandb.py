@@ -17,7 +17,10 @@ of it would reach the server first; the rule makes wandb wait for the log. With
 the three ``wait_logged`` lines of ``Lane._deliver`` removed, both slow-log runs
 fail every time (rows whose ``_seq`` the log lacks, the resumed process's rows
 dropped, the summary's ``_seq`` past the log's end); the default-log run does not
-(its log writes within 50 ms, long before wandb streams a row).
+(its log writes within 50 ms, long before wandb streams a row). That check was made
+when wandb ran in the training process; these runs now feed wandb from the sidecar
+(the default ``sidecar.default=auto``), which reads only what the log holds, so
+what they check there is the sidecar's cursor and wandb's resume across a kill.
 
 Checked for each run: the resume exits 0; the log has no gap in ``seq``; every
 history row of the run is one the log holds (its ``_seq``, step and values are
