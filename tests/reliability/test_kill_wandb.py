@@ -235,8 +235,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Outcome]
     base = tmp_path_factory.mktemp("kill-wandb")
     rng = random.Random(SEED)
     delays = [
-        rng.uniform(0.0, 1.5) if kill == "after rows" else rng.uniform(2.0, 3.0)
-        for _, kill in PLAN
+        rng.uniform(0.0, 1.5) if kill == "after rows" else rng.uniform(2.0, 3.0) for _, kill in PLAN
     ]
     with FakeWandbServer() as server, ThreadPoolExecutor(max_workers=len(PLAN)) as pool:
         # The runs are independent (one fake backend, a run id each): all three at once.
