@@ -159,8 +159,20 @@ def replay_config() -> type[ReplaySettings]:
     return with_sections("ReplayConfig", ReplaySettings, trainers=False)
 
 
-RunConfig = run_config()
-"""The ``train`` schema of the registries as this module found them; ``cli`` builds its own."""
+SCHEMA_COMMANDS = ("train", "sweep", "agent", "analyze")
+"""The commands that read the train schema (it imports every trainer's module, and torch)."""
+
+
+def __getattr__(name: str) -> Any:
+    """``main.RunConfig``: the train schema of the registries as they are now, built on use."""
+    if name == "RunConfig":
+        return run_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _needs_schema(argv: Sequence[str]) -> bool:
+    """Whether the command line reads the train schema (``train --help`` lists its keys)."""
+    return bool(argv) and argv[0] in SCHEMA_COMMANDS
 
 
 async def train(config: RunSettings) -> int:
@@ -287,7 +299,7 @@ class OwnTrain:
         load_train_config(None, list(overrides), self.schema).validate()
 
 
-def _parser(run_schema: type[Any]) -> argparse.ArgumentParser:
+def _parser(run_schema: type[Any] | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python main.py",
         description="Train with asynchronous telemetry, or replay a run's event log into sinks.",
@@ -298,7 +310,9 @@ def _parser(run_schema: type[Any]) -> argparse.ArgumentParser:
         help="train one of the trainers with telemetry",
         description="Train with telemetry. Override any config key as KEY=VALUE, "
         "for example: trainer=erl episodes=50 sinks=[jsonl,console] console.every=5",
-        epilog="config keys and defaults:\n" + "\n".join(keys_help(run_schema)),
+        epilog="config keys and defaults:\n" + "\n".join(keys_help(run_schema))
+        if run_schema is not None
+        else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train_cmd.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
@@ -356,9 +370,10 @@ def _parser(run_schema: type[Any]) -> argparse.ArgumentParser:
 
 
 def load_train_config(
-    path: Path | None, overrides: list[str], schema: type[RunSettings] = RunConfig
+    path: Path | None, overrides: list[str], schema: type[RunSettings] | None = None
 ) -> RunSettings:
     """The train config; with ``resume=FOLDER``, the resumed run's saved config is the base."""
+    schema = schema or run_config()
     config = load_config(schema, path, overrides)
     if not config.resume:
         return config
@@ -377,7 +392,9 @@ def cli(argv: list[str] | None = None) -> int:
     ending with ``run_finished`` status ``failed``.
     """
     try:
-        schema = run_config()  # from the registries as they are now
+        arguments = sys.argv[1:] if argv is None else argv
+        # From the registries as they are now; only for the commands that read it.
+        schema = run_config() if _needs_schema(arguments) else None
         parser = _parser(schema)
         args, extra = parser.parse_known_args(argv)
         # KEY=VALUE overrides given after an option (argparse stops collecting them there).
@@ -398,21 +415,25 @@ def cli(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if isinstance(error, ConfigError | LogFormatError) else 1
 
 
-def _command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
+def _command(args: argparse.Namespace, schema: type[RunSettings] | None) -> int:
+    """Run the parsed command; ``schema`` is the train schema when the command reads it."""
+    if args.command in commands_more.NAMES:
+        return commands_more.run(args)
+    if args.command == "replay":
+        settings = load_config(replay_config(), None, args.overrides)
+        settings.validate()
+        return anyio.run(replay, args.path, settings)
+    schema = schema or run_config()
     if args.command in ("sweep", "agent"):
         return _sweep_command(args, OwnTrain(schema))
     if args.command == "analyze":
         return _analyze_command(args, schema)
-    if args.command in commands_more.NAMES:
-        return commands_more.run(args)
     if args.command == "train":
         config = load_train_config(args.config, args.overrides, schema)
         config.validate()
         config.resolve()
         return anyio.run(train, config)
-    settings = load_config(replay_config(), None, args.overrides)
-    settings.validate()
-    return anyio.run(replay, args.path, settings)
+    raise AssertionError(f"no such command: {args.command}")  # argparse refused it before
 
 
 def _analyze_command(args: argparse.Namespace, schema: type[RunSettings]) -> int:
