@@ -163,13 +163,6 @@ SCHEMA_COMMANDS = ("train", "sweep", "agent", "analyze")
 """The commands that read the train schema (it imports every trainer's module, and torch)."""
 
 
-def __getattr__(name: str) -> Any:
-    """``main.RunConfig``: the train schema of the registries as they are now, built on use."""
-    if name == "RunConfig":
-        return run_config()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _needs_schema(argv: Sequence[str]) -> bool:
     """Whether the command line reads the train schema (``train --help`` lists its keys)."""
     return bool(argv) and argv[0] in SCHEMA_COMMANDS
